@@ -1,0 +1,56 @@
+# VoxPersona — `make run` runs the platform, `make test` runs the tests. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed-$(shell sha256sum $(LOCK) pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-all lint bench lock clean
+
+setup: $(STAMP) .cache/apt-ok
+
+.cache/apt-ok:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@mkdir -p .cache && touch $@
+
+$(STAMP): $(LOCK) pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=25"
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: setup
+	$(PY) -m scripts.run $(ARGS)
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
+
+test-all: setup
+	$(MAKE) test PYTEST_ARGS="-m 'slow or not slow' $(PYTEST_ARGS)"
+
+lint: setup
+	$(VENV)/bin/ruff check encoders bentos scripts tests streamlit_app
+	$(VENV)/bin/ruff format --check encoders bentos scripts tests streamlit_app
+	$(VENV)/bin/mypy encoders bentos
+
+bench: setup
+	$(PY) -m scripts.bench_intake
+
+# Re-resolve the lock from pyproject (needs the registry); commit the result.
+lock:
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(pip|wheel)==' > $(LOCK)
+
+clean:
+	rm -rf $(VENV) .cache var bench_results

@@ -1,0 +1,1 @@
+"""VoxPersona platform: BentoML services and the modules they wrap."""

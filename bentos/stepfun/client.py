@@ -1,0 +1,363 @@
+"""StepFun audio clients over httpx: `StepFunClient` (sync) and `AsyncStepFunClient` (async).
+
+Both are thin: every operation is defined once in `protocol.py`; these classes only perform the I/O, inside the
+shared retry policy and circuit breaker.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import AsyncRetrying, Retrying
+
+from . import protocol
+from .health import ProviderHealth
+from .models import (
+    CONTENT_TYPES,
+    ClonedVoice,
+    FileDeletion,
+    SpeechAudio,
+    SpeechEvent,
+    SpeechRequest,
+    StepFile,
+    SystemVoice,
+    VoicePage,
+    VoicePreview,
+)
+from .protocol import Call, RetryEvent, SseDecoder, check, event_audio, guarded_attempt
+from .settings import ProviderSettings
+
+T = TypeVar("T")
+_USER_AGENT = "voxpersona-stepfun/0.1"
+
+
+class _ClientBase:
+    """State and configuration shared by both clients (no I/O here)."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        health: ProviderHealth | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.health = health or ProviderHealth()
+        self.breaker = protocol.new_breaker(settings, self.health)
+        self._on_retry = on_retry
+        self._rng = random.Random(seed)
+
+    def _http_options(self) -> dict[str, Any]:
+        s = self.settings
+        headers = {"User-Agent": _USER_AGENT}
+        if s.secret:
+            headers["Authorization"] = f"Bearer {s.secret}"
+        timeout = httpx.Timeout(
+            connect=s.connect_timeout_s, read=s.read_timeout_s, write=s.write_timeout_s, pool=s.pool_timeout_s
+        )
+        return {"base_url": s.base_url.rstrip("/") + "/", "headers": headers, "timeout": timeout}
+
+    def _policy(self, operation: str) -> dict[str, Any]:
+        return protocol.retry_policy(self.settings, operation, self._rng, self._on_retry)
+
+    def _speech_request(self, request: SpeechRequest | None, fields: Mapping[str, Any]) -> SpeechRequest:
+        if request is not None:
+            return request
+        defaults = {"model": self.settings.speech_model, "voice": self.settings.default_voice}
+        return SpeechRequest.model_validate({**defaults, **fields})
+
+    @staticmethod
+    def _path(call: Call[Any]) -> str:
+        return call.path.lstrip("/")  # relative to base_url, which keeps its /v1
+
+    def __repr__(self) -> str:  # never the key
+        return f"{type(self).__name__}(base_url={self.settings.base_url!r}, health={self.health.state!r})"
+
+
+class StepFunClient(_ClientBase):
+    """Blocking client. Use as a context manager or call close(). Thread-safe (httpx.Client is)."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        health: ProviderHealth | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        seed: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(settings, health=health, on_retry=on_retry, seed=seed)
+        self._http = httpx.Client(transport=transport, **self._http_options())
+
+    def __enter__(self) -> StepFunClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _execute(self, call: Call[T]) -> T:
+        def attempt() -> T:
+            with guarded_attempt(self.breaker, self.health):
+                response = check(
+                    self._http.request(call.method, self._path(call), **call.request_kwargs()), self.settings.secret
+                )
+            return call.parse(response)
+
+        return Retrying(**self._policy(call.operation))(attempt)
+
+    # -- files
+    def upload_file(self, content: bytes, filename: str = "reference.wav", purpose: str = "storage") -> StepFile:
+        """Upload reference audio (wav/mp3, 5–10 s for cloning) → the file record (its id feeds create_voice)."""
+        return self._execute(protocol.upload_file(content, filename, purpose))
+
+    def list_files(self, purpose: str | None = None) -> list[StepFile]:
+        return self._execute(protocol.list_files(purpose))
+
+    def get_file(self, file_id: str) -> StepFile:
+        return self._execute(protocol.get_file(file_id))
+
+    def file_content(self, file_id: str) -> bytes:
+        return self._execute(protocol.file_content(file_id))
+
+    def delete_file(self, file_id: str) -> FileDeletion:
+        return self._execute(protocol.delete_file(file_id))
+
+    # -- voices
+    def create_voice(
+        self, file_id: str, *, model: str | None = None, text: str | None = None, sample_text: str | None = None
+    ) -> ClonedVoice:
+        """Clone a voice from an uploaded file. duplicated=True: already cloned, same id, not billed again."""
+        return self._execute(protocol.create_voice(model or self.settings.clone_model, file_id, text, sample_text))
+
+    def preview_voice(
+        self,
+        file_id: str,
+        sample_text: str,
+        *,
+        model: str | None = None,
+        text: str | None = None,
+        **tts_options: Any,
+    ) -> VoicePreview:
+        """Hear a clone without creating it (nothing is stored, nothing billed as a clone)."""
+        call = protocol.preview_voice(model or self.settings.clone_model, file_id, sample_text, text, tts_options)
+        return self._execute(call)
+
+    def list_voices(
+        self, *, limit: int = 20, order: str = "desc", before: str | None = None, after: str | None = None
+    ) -> VoicePage:
+        return self._execute(protocol.list_voices(limit, order, before, after))
+
+    def system_voices(self, model: str | None = None) -> list[SystemVoice]:
+        return self._execute(protocol.system_voices(model or self.settings.speech_model))
+
+    # -- speech
+    def speech(self, request: SpeechRequest | None = None, **fields: Any) -> SpeechAudio:
+        """Synthesise → the whole encoded body. With stream_format='sse' the deltas are joined for you."""
+        req = self._speech_request(request, fields)
+        if req.stream_format == "sse" and not req.return_url:
+            audio = b"".join(self.stream_speech(req))
+            return SpeechAudio(audio, CONTENT_TYPES[req.format], req.format)
+        return self._execute(protocol.speech(req))
+
+    def stream_speech(self, request: SpeechRequest | None = None, **fields: Any) -> Iterator[bytes]:
+        """Yield encoded audio bytes as they arrive (SSE deltas decoded). Retried only before the first byte."""
+        for event in self._stream(self._speech_request(request, fields)):
+            audio = event_audio(event, self.settings.secret)
+            if audio:
+                yield audio
+
+    def speech_events(self, request: SpeechRequest | None = None, **fields: Any) -> Iterator[SpeechEvent]:
+        """The raw SSE events of a stream_format='sse' request (errors are events, not exceptions)."""
+        req = self._speech_request(request, fields)
+        yield from self._stream(req.model_copy(update={"stream_format": "sse"}))
+
+    def _stream(self, req: SpeechRequest) -> Iterator[SpeechEvent]:
+        call = protocol.speech(req)
+        sse = req.stream_format == "sse"
+
+        def open_first() -> tuple[httpx.Response, Iterator[SpeechEvent], SpeechEvent | None]:
+            # The retried unit: send, check status, and read up to the first event (first bytes).
+            with guarded_attempt(self.breaker, self.health):
+                http_request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                response = self._http.send(http_request, stream=True)
+                try:
+                    if not response.is_success:
+                        response.read()
+                        check(response, self.settings.secret)
+                    events = _sync_events(response, sse)
+                    first = next(events, None)
+                except BaseException:
+                    response.close()
+                    raise
+            return response, events, first
+
+        response, events, first = Retrying(**self._policy("stream_speech"))(open_first)
+        try:
+            if first is not None:
+                yield first
+            try:
+                yield from events
+            except httpx.TransportError as exc:  # after the first byte: no retry, the caller has audio already
+                raise protocol.error_from_transport(exc) from exc
+        finally:
+            response.close()
+
+
+def _sync_events(response: httpx.Response, sse: bool) -> Iterator[SpeechEvent]:
+    if sse:
+        decoder = SseDecoder()
+        for line in response.iter_lines():
+            event = decoder.feed(line)
+            if event is not None:
+                yield event
+    else:
+        for chunk in response.iter_bytes():
+            if chunk:
+                yield SpeechEvent("speech.audio.delta", audio=chunk)
+
+
+async def _async_events(response: httpx.Response, sse: bool) -> AsyncIterator[SpeechEvent]:
+    if sse:
+        decoder = SseDecoder()
+        async for line in response.aiter_lines():
+            event = decoder.feed(line)
+            if event is not None:
+                yield event
+    else:
+        async for chunk in response.aiter_bytes():
+            if chunk:
+                yield SpeechEvent("speech.audio.delta", audio=chunk)
+
+
+class AsyncStepFunClient(_ClientBase):
+    """asyncio client with the same operations, settings, retries and breaker as `StepFunClient`."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        health: ProviderHealth | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        seed: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(settings, health=health, on_retry=on_retry, seed=seed)
+        self._http = httpx.AsyncClient(transport=transport, **self._http_options())
+
+    async def __aenter__(self) -> AsyncStepFunClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _execute(self, call: Call[T]) -> T:
+        async def attempt() -> T:
+            with guarded_attempt(self.breaker, self.health):
+                response = check(
+                    await self._http.request(call.method, self._path(call), **call.request_kwargs()),
+                    self.settings.secret,
+                )
+            return call.parse(response)
+
+        return await AsyncRetrying(**self._policy(call.operation))(attempt)
+
+    async def upload_file(self, content: bytes, filename: str = "reference.wav", purpose: str = "storage") -> StepFile:
+        return await self._execute(protocol.upload_file(content, filename, purpose))
+
+    async def list_files(self, purpose: str | None = None) -> list[StepFile]:
+        return await self._execute(protocol.list_files(purpose))
+
+    async def get_file(self, file_id: str) -> StepFile:
+        return await self._execute(protocol.get_file(file_id))
+
+    async def file_content(self, file_id: str) -> bytes:
+        return await self._execute(protocol.file_content(file_id))
+
+    async def delete_file(self, file_id: str) -> FileDeletion:
+        return await self._execute(protocol.delete_file(file_id))
+
+    async def create_voice(
+        self, file_id: str, *, model: str | None = None, text: str | None = None, sample_text: str | None = None
+    ) -> ClonedVoice:
+        return await self._execute(
+            protocol.create_voice(model or self.settings.clone_model, file_id, text, sample_text)
+        )
+
+    async def preview_voice(
+        self,
+        file_id: str,
+        sample_text: str,
+        *,
+        model: str | None = None,
+        text: str | None = None,
+        **tts_options: Any,
+    ) -> VoicePreview:
+        call = protocol.preview_voice(model or self.settings.clone_model, file_id, sample_text, text, tts_options)
+        return await self._execute(call)
+
+    async def list_voices(
+        self, *, limit: int = 20, order: str = "desc", before: str | None = None, after: str | None = None
+    ) -> VoicePage:
+        return await self._execute(protocol.list_voices(limit, order, before, after))
+
+    async def system_voices(self, model: str | None = None) -> list[SystemVoice]:
+        return await self._execute(protocol.system_voices(model or self.settings.speech_model))
+
+    async def speech(self, request: SpeechRequest | None = None, **fields: Any) -> SpeechAudio:
+        req = self._speech_request(request, fields)
+        if req.stream_format == "sse" and not req.return_url:
+            audio = b"".join([chunk async for chunk in self.stream_speech(req)])
+            return SpeechAudio(audio, CONTENT_TYPES[req.format], req.format)
+        return await self._execute(protocol.speech(req))
+
+    async def stream_speech(self, request: SpeechRequest | None = None, **fields: Any) -> AsyncIterator[bytes]:
+        async for event in self._stream(self._speech_request(request, fields)):
+            audio = event_audio(event, self.settings.secret)
+            if audio:
+                yield audio
+
+    async def speech_events(self, request: SpeechRequest | None = None, **fields: Any) -> AsyncIterator[SpeechEvent]:
+        req = self._speech_request(request, fields)
+        async for event in self._stream(req.model_copy(update={"stream_format": "sse"})):
+            yield event
+
+    async def _stream(self, req: SpeechRequest) -> AsyncIterator[SpeechEvent]:
+        call = protocol.speech(req)
+        sse = req.stream_format == "sse"
+
+        async def open_first() -> tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None]:
+            with guarded_attempt(self.breaker, self.health):
+                http_request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                response = await self._http.send(http_request, stream=True)
+                try:
+                    if not response.is_success:
+                        await response.aread()
+                        check(response, self.settings.secret)
+                    events = _async_events(response, sse)
+                    first = await anext(events, None)
+                except BaseException:
+                    await response.aclose()
+                    raise
+            return response, events, first
+
+        response, events, first = await AsyncRetrying(**self._policy("stream_speech"))(open_first)
+        try:
+            if first is not None:
+                yield first
+            try:
+                async for event in events:
+                    yield event
+            except httpx.TransportError as exc:
+                raise protocol.error_from_transport(exc) from exc
+        finally:
+            await response.aclose()

@@ -1,0 +1,280 @@
+"""Audio intake: decode an upload by its content, validate it, and preprocess it for the encoders.
+
+One decoder for the whole platform. Every rejection is an `AudioError` with a stable `.code`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from encoders.vad import speech_seconds
+
+AudioFormat = Literal["wav", "mp3"]
+ErrorCode = Literal[
+    "file_too_large", "unsupported_format", "corrupt_audio", "audio_too_short", "audio_too_long", "no_speech"
+]
+SUPPORTED_RATES = (16000, 22050, 24000)
+
+
+class AudioError(ValueError):
+    """A rejected upload. code: stable machine-readable reason; message: for people."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"AudioError({self.code!r}, {self.message!r})"
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """Intake rules (configs/audio/default.yaml).
+
+    Durations are measured after trimming leading/trailing silence; `tolerance_seconds` absorbs the trimmer's
+    frame granularity and a breath at either end, so a 4.9 s clip passes a 5 s minimum but a 4.5 s one does not.
+    """
+
+    max_bytes: int = 20 * 1024 * 1024
+    min_seconds: float = 5.0
+    max_seconds: float = 10.0
+    tolerance_seconds: float = 0.25
+    # Never decode more than this, whatever a header claims: bounds memory for hostile files.
+    max_decode_seconds: float = 60.0
+    target_rate: int = 16000
+    trim_threshold_db: float = -40.0  # relative to the loudest 20 ms frame
+    trim_pad_seconds: float = 0.1
+    target_lufs: float = -23.0
+    min_speech_seconds: float = 1.5
+    min_speech_ratio: float = 0.3
+    low_rate_hz: int = 16000
+    low_level_dbfs: float = -30.0
+
+    def __post_init__(self) -> None:
+        if self.target_rate not in SUPPORTED_RATES:
+            raise ValueError(f"target_rate must be one of {SUPPORTED_RATES}, got {self.target_rate}")
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """A validated, preprocessed clip.
+
+    samples: float32 [n], mono, at `sample_rate` Hz (settings.target_rate), silence-trimmed, loudness-normalized.
+    duration: seconds of `samples`. source_*: what was uploaded (before preprocessing).
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    duration: float
+    format: str
+    source_rate: int
+    source_channels: int
+    source_duration: float
+    source_sha256: str
+    audio_sha256: str
+    speech_seconds: float
+    hints: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, object]:
+        """A JSON-ready summary (no samples)."""
+        return {
+            "format": self.format,
+            "duration": round(self.duration, 3),
+            "sampleRate": self.sample_rate,
+            "sourceSampleRate": self.source_rate,
+            "channels": self.source_channels,
+            "sourceDuration": round(self.source_duration, 3),
+            "speechSeconds": round(self.speech_seconds, 3),
+            "sourceSha256": self.source_sha256,
+            "audioSha256": self.audio_sha256,
+            "hints": list(self.hints),
+        }
+
+
+def samples_sha256(samples: np.ndarray) -> str:
+    """sha256 of float32 little-endian bytes of samples [n]."""
+    return hashlib.sha256(np.ascontiguousarray(samples, dtype="<f4").tobytes()).hexdigest()
+
+
+def sniff_format(data: bytes) -> AudioFormat | None:
+    """The container from magic bytes alone: RIFF/WAVE, or MP3 (ID3 tag or an MPEG audio frame sync)."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:3] == b"ID3":
+        return "mp3"
+    # MPEG-1/2/2.5 layer III frame header: 11 sync bits, layer bits == 01.
+    if len(data) >= 4 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0 and (data[1] & 0x06) == 0x02:
+        return "mp3"
+    return None
+
+
+def _check_wav_structure(data: bytes) -> None:
+    """Reject a WAV whose chunks claim more data than the file holds (truncated or forged headers)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if chunk_id == b"data":
+            available = len(data) - (pos + 8)
+            # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers): decode what is there.
+            if size not in (0, 0xFFFFFFFF) and size > available:
+                raise AudioError(
+                    "corrupt_audio",
+                    f"the WAV header claims {size} bytes of audio but the file holds {available}: "
+                    "it is truncated or its header is wrong",
+                )
+            return
+        pos += 8 + size + (size & 1)
+    raise AudioError("corrupt_audio", "the WAV file has no audio data chunk")
+
+
+def decode(data: bytes, settings: AudioSettings) -> tuple[np.ndarray, int, AudioFormat]:
+    """Decode bytes → (samples float32 [n, channels], rate, format), reading at most max_decode_seconds."""
+    if not data:
+        raise AudioError("corrupt_audio", "the file is empty")
+    if len(data) > settings.max_bytes:
+        raise AudioError(
+            "file_too_large", f"the file is {len(data)} bytes; the limit is {settings.max_bytes} bytes"
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise AudioError("unsupported_format", "only WAV and MP3 audio are accepted (decided from the content)")
+    if fmt == "wav":
+        _check_wav_structure(data)
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            if f.format != fmt.upper():
+                raise AudioError("unsupported_format", f"the content is {f.format}, not WAV or MP3")
+            if f.samplerate <= 0 or f.channels <= 0 or f.channels > 8:
+                raise AudioError("corrupt_audio", "the audio header is inconsistent")
+            cap = int(settings.max_decode_seconds * f.samplerate)
+            samples = f.read(frames=cap, dtype="float32", always_2d=True)
+            rate = int(f.samplerate)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, struct.error) as exc:
+        raise AudioError("corrupt_audio", f"the {fmt.upper()} data cannot be decoded") from exc
+    if samples.shape[0] == 0:
+        raise AudioError("corrupt_audio", f"the {fmt.upper()} file contains no audio frames")
+    if not np.all(np.isfinite(samples)):
+        raise AudioError("corrupt_audio", "the audio contains invalid (NaN or infinite) samples")
+    return samples, rate, fmt
+
+
+def trim_silence(mono: np.ndarray, rate: int, settings: AudioSettings) -> np.ndarray:
+    """Drop leading/trailing frames quieter than trim_threshold_db below the loudest 20 ms frame.
+
+    mono: float32 [n] → float32 [m], m ≤ n (empty when the whole clip is below the absolute floor).
+    """
+    hop = max(1, rate // 50)
+    n_frames = len(mono) // hop
+    if n_frames == 0:
+        return mono[:0]
+    frames = mono[: n_frames * hop].reshape(n_frames, hop)
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    threshold = max(float(rms.max()) * 10 ** (settings.trim_threshold_db / 20), 10 ** (-60 / 20))
+    loud = np.flatnonzero(rms > threshold)
+    if loud.size == 0:
+        return mono[:0]
+    pad = int(settings.trim_pad_seconds * rate)
+    start = max(0, int(loud[0]) * hop - pad)
+    end = min(len(mono), (int(loud[-1]) + 1) * hop + pad)
+    return mono[start:end]
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """float32 [n] at from_rate → float32 [m] at to_rate (torchaudio's windowed-sinc resampler)."""
+    if from_rate == to_rate:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), from_rate, to_rate)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def normalize_loudness(samples: np.ndarray, rate: int, target_lufs: float) -> np.ndarray:
+    """Scale float32 [n] to target_lufs integrated loudness (ITU-R BS.1770), peak-limited to 0.99."""
+    tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None, :]
+    lufs = float(AF.loudness(tensor, rate))
+    gain = 10 ** ((target_lufs - lufs) / 20) if np.isfinite(lufs) else 1.0
+    peak = float(np.max(np.abs(samples))) * gain
+    if peak > 0.99:
+        gain *= 0.99 / peak
+    return (samples * gain).astype(np.float32)
+
+
+def _hints(raw: np.ndarray, rate: int, mono: np.ndarray, settings: AudioSettings) -> list[str]:
+    hints = []
+    if rate < settings.low_rate_hz:
+        hints.append(f"low_sample_rate: {rate} Hz is under {settings.low_rate_hz} Hz; voice quality will suffer")
+    if raw.shape[1] > 1:
+        hints.append(f"stereo: {raw.shape[1]} channels were mixed down to mono")
+    clipped = float(np.mean(np.abs(raw) >= 0.999))
+    if clipped > 0.001:
+        hints.append(f"clipping: {clipped:.1%} of samples are at full scale; record a little quieter")
+    peak = float(np.max(np.abs(mono))) if mono.size else 0.0
+    if 0 < peak < 10 ** (settings.low_level_dbfs / 20):
+        hints.append(f"low_level: peak {20 * np.log10(peak):.0f} dBFS; record closer to the microphone")
+    return hints
+
+
+def load_audio(source: bytes | str | Path, settings: AudioSettings | None = None) -> AudioClip:
+    """Decode, validate and preprocess an upload. source: the raw file bytes, or a path to read.
+
+    Raises AudioError (file_too_large, unsupported_format, corrupt_audio, no_speech, audio_too_short,
+    audio_too_long). Returns an AudioClip with float32 [n] mono samples at settings.target_rate.
+    """
+    settings = settings or AudioSettings()
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.stat().st_size > settings.max_bytes:
+            raise AudioError(
+                "file_too_large", f"the file is {path.stat().st_size} bytes; the limit is {settings.max_bytes}"
+            )
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    raw, rate, fmt = decode(data, settings)
+    mono = raw.mean(axis=1).astype(np.float32) if raw.shape[1] > 1 else raw[:, 0].copy()
+    source_duration = len(mono) / rate
+    trimmed = trim_silence(mono, rate, settings)
+    if trimmed.size == 0:
+        raise AudioError("no_speech", "the recording is silent")
+    duration = len(trimmed) / rate
+    if duration < settings.min_seconds - settings.tolerance_seconds:
+        raise AudioError(
+            "audio_too_short",
+            f"{duration:.1f} s of sound after trimming silence; at least {settings.min_seconds:g} s is needed",
+        )
+    if duration > settings.max_seconds + settings.tolerance_seconds:
+        raise AudioError(
+            "audio_too_long",
+            f"{duration:.1f} s of sound after trimming silence; at most {settings.max_seconds:g} s is accepted",
+        )
+    at_16k = resample(trimmed, rate, 16000)
+    speech = speech_seconds(at_16k)
+    if speech < min(settings.min_speech_seconds, settings.min_speech_ratio * duration):
+        raise AudioError("no_speech", f"no speech found (only {speech:.1f} s sound like a voice)")
+    out = at_16k if settings.target_rate == 16000 else resample(trimmed, rate, settings.target_rate)
+    out = normalize_loudness(out, settings.target_rate, settings.target_lufs)
+    return AudioClip(
+        samples=out,
+        sample_rate=settings.target_rate,
+        duration=len(out) / settings.target_rate,
+        format=fmt,
+        source_rate=rate,
+        source_channels=int(raw.shape[1]),
+        source_duration=source_duration,
+        source_sha256=hashlib.sha256(data).hexdigest(),
+        audio_sha256=samples_sha256(out),
+        speech_seconds=speech,
+        hints=_hints(raw, rate, mono, settings),
+    )

@@ -1,0 +1,1 @@
+"""Entry points: run the platform, make test voices, register encoders, benchmarks."""
