@@ -259,12 +259,14 @@ def load_audio(source: bytes | str | Path, settings: AudioSettings | None = None
             "audio_too_long",
             f"{duration:.1f} s of sound after trimming silence; at most {settings.max_seconds:g} s is accepted",
         )
-    at_16k = resample(trimmed, rate, 16000)
+    # The VAD sees level-normalized audio: a quiet but clear voice is speech, not silence.
+    at_16k = normalize_loudness(resample(trimmed, rate, 16000), 16000, settings.target_lufs)
     speech = speech_seconds(at_16k)
     if speech < min(settings.min_speech_seconds, settings.min_speech_ratio * duration):
         raise AudioError("no_speech", f"no speech found (only {speech:.1f} s sound like a voice)")
-    out = at_16k if settings.target_rate == 16000 else resample(trimmed, rate, settings.target_rate)
-    out = normalize_loudness(out, settings.target_rate, settings.target_lufs)
+    out = at_16k
+    if settings.target_rate != 16000:
+        out = normalize_loudness(resample(trimmed, rate, settings.target_rate), settings.target_rate, settings.target_lufs)
     return AudioClip(
         samples=out,
         sample_rate=settings.target_rate,

@@ -1,4 +1,4 @@
-"""The chain part: a Vyper persona registry (identity, revocation, creator payouts) and its web3 client + outbox."""
+"""The chain part: a Vyper persona registry (identity, revocation, payouts), its web3 client and outbox."""
 
 from bentos.chain.errors import (
     ChainConfigError,

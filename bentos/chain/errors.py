@@ -30,7 +30,7 @@ REVERT_CODES: dict[str, str] = {
 
 
 class ChainError(Exception):
-    """Base of every chain failure. `code` is stable and machine-readable; `retryable` says if trying later may help."""
+    """Base of every chain failure. `code` is stable and machine-readable; `retryable`: may a retry help."""
 
     code = "chain_error"
     retryable = False
@@ -69,7 +69,7 @@ class ChainNonceConflict(ChainError):
 
 
 class ChainReverted(ChainError):
-    """The contract rejected the call. `reason` is the revert string (`"unknown"` when the node did not give one)."""
+    """The contract rejected the call. `reason` is the revert string ("unknown" if the node gave none)."""
 
     def __init__(self, reason: str, *, tx_hash: str | None = None) -> None:
         self.reason = reason
@@ -78,7 +78,9 @@ class ChainReverted(ChainError):
         super().__init__(f"transaction reverted: {reason}" + (f" (tx {tx_hash})" if tx_hash else ""))
 
 
-_REVERT_PREFIX = re.compile(r"^.*?(?:execution reverted|reverted with reason string|revert(?:ed)?)[:\s]*", re.I)
+_REVERT_PREFIX = re.compile(
+    r"^.*?(?:execution reverted|reverted with reason string|revert(?:ed)?)[:\s]*", re.IGNORECASE
+)
 _NONCE_MARKERS = ("nonce too low", "nonce has already been used", "already known", "replacement transaction")
 
 
@@ -98,7 +100,7 @@ def _message_of(exc: BaseException) -> str:
 
 
 def translate(exc: BaseException, *, tx_hash: str | None = None) -> ChainError:
-    """Map any backend exception onto the hierarchy. The message of the result never includes call arguments."""
+    """Map any backend exception onto the hierarchy; the result's message never includes call arguments."""
     if isinstance(exc, ChainError):
         return exc
     from eth_tester.exceptions import TransactionFailed

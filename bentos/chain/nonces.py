@@ -30,7 +30,7 @@ class NonceAllocator:
             try:
                 yield nonce
             except BaseException:
-                # The node may or may not have taken the nonce (a revert can still be mined): ask it next time.
+                # The node may or may not have taken the nonce (a revert can be mined): ask it next time.
                 self._next = None
                 raise
             self._next = nonce + 1

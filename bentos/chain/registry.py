@@ -1,6 +1,6 @@
-"""`ChainRegistry`: the platform's one interface to the persona registry contract (register, revoke, settle, verify).
+"""`ChainRegistry`: the platform's one interface to the persona registry (register, revoke, settle, verify).
 
-Persona and settlement ids are platform strings; on chain they are keccak256(utf8(id)) (see `bentos.chain.ids`).
+Persona and settlement ids are platform strings; on chain they are keccak256(utf8(id)) (`bentos.chain.ids`).
 Hashes are '0x' + 64 hex strings, addresses are hex strings, money is integer wei.
 """
 
@@ -146,7 +146,7 @@ def _payouts(payouts: Mapping[str, int | str]) -> dict[str, int]:
 
 
 class ChainRegistry:
-    """The persona registry on one chain, sending as one signer (the platform, or a creator via `with_signer`)."""
+    """The persona registry on one chain, sending as one signer (the platform, or a creator)."""
 
     def __init__(self, sender: TxSender, contract: Contract, signer: LocalAccount, gas: GasLimits) -> None:
         self._sender = sender
@@ -155,7 +155,7 @@ class ChainRegistry:
         self._gas = gas
 
     def __repr__(self) -> str:
-        return f"ChainRegistry(contract={self.address}, chain_id={self.chain_id}, signer={self.signer_address})"
+        return f"ChainRegistry(contract={self.address}, chain={self.chain_id}, signer={self.signer_address})"
 
     @property
     def address(self) -> str:
@@ -174,7 +174,7 @@ class ChainRegistry:
         return str(self._call("platform"))
 
     def with_signer(self, private_key: str) -> ChainRegistry:
-        """The same registry sending as another key (a creator revoking or withdrawing); shares nonce allocators."""
+        """The same registry sending as another key (a creator revoking or withdrawing)."""
         return ChainRegistry(self._sender, self._contract, Account.from_key(private_key), self._gas)
 
     # --- writes ---------------------------------------------------------------------------------------------
@@ -217,8 +217,9 @@ class ChainRegistry:
     def submit(
         self, kind: str, payload: Mapping[str, Any], on_signed: Callable[[SignedTx], None] | None = None
     ) -> SignedTx:
-        """Sign the intent with the next nonce, call `on_signed` (to record it), broadcast; no receipt wait."""
-        return self._sender.submit(self._signer, self._request(kind, normalize_intent(kind, payload)), on_signed)
+        """Sign the intent with the next nonce, call `on_signed` (to record it), broadcast; no wait."""
+        request = self._request(kind, normalize_intent(kind, payload))
+        return self._sender.submit(self._signer, request, on_signed)
 
     def confirm(self, tx_hash: str, timeout_s: float | None = None) -> TxResult:
         """Wait for the receipt (and confirmations); ChainReverted if it failed."""
@@ -246,7 +247,8 @@ class ChainRegistry:
 
     def persona(self, persona_id: str) -> PersonaRecord | None:
         """The on-chain record, or None if never registered."""
-        creator, embedding, metadata, registered_at, revoked_at = self._call("persona", ids.id_key(persona_id))
+        record = self._call("persona", ids.id_key(persona_id))
+        creator, embedding, metadata, registered_at, revoked_at = record
         if registered_at == 0:
             return None
         return PersonaRecord(
@@ -306,7 +308,8 @@ class ChainRegistry:
         if name not in EVENT_NAMES:
             raise ChainInputError(f"unknown event {name!r}")
         try:
-            logs = self._contract.events[name]().get_logs(from_block=from_block, argument_filters=filters or None)
+            event = self._contract.events[name]()
+            logs = event.get_logs(from_block=from_block, argument_filters=filters or None)
         except Exception as exc:
             raise translate(exc) from None
         return [_event(log) for log in logs]
@@ -358,11 +361,13 @@ class ChainRegistry:
 
 
 def _event(log: Any) -> ChainEvent:
-    args = {key: ids.hex32(value) if isinstance(value, bytes) else value for key, value in log["args"].items()}
+    args = {key: ids.hex32(val) if isinstance(val, bytes) else val for key, val in log["args"].items()}
     return ChainEvent(name=log["event"], args=args, log_index=int(log["logIndex"]))
 
 
-def deploy_registry(sender: TxSender, signer: LocalAccount, artifact: ContractArtifact, gas: GasLimits) -> str:
+def deploy_registry(
+    sender: TxSender, signer: LocalAccount, artifact: ContractArtifact, gas: GasLimits
+) -> str:
     """Deploy a fresh registry with `signer` as its platform account; returns the checksummed address."""
     request = TxRequest(None, artifact.bytecode, 0, gas.deploy)
     receipt = sender.wait(sender.submit(signer, request).tx_hash)

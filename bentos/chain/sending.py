@@ -1,4 +1,4 @@
-"""Signs transactions locally, sends them raw and follows them to a checked receipt — identically on every backend.
+"""Signs transactions locally, sends them raw, follows them to a checked receipt — the same on every backend.
 
 Signing locally (rather than `eth_sendTransaction`) gives the same path on eth-tester and a JSON-RPC node, and
 lets the outbox record the hash and raw bytes before anything leaves the process.
@@ -81,7 +81,7 @@ class TxSender:
         request: TxRequest,
         on_signed: Callable[[SignedTx], None] | None = None,
     ) -> SignedTx:
-        """Sign with the next nonce, let `on_signed` record it, then broadcast. Returns once the node has it."""
+        """Sign with the next nonce, let `on_signed` record it, then broadcast (no receipt wait)."""
         try:
             gas = request.gas_limit if self.policy.explicit_gas else self._estimate(signer.address, request)
             max_fee, priority_fee = self._fees()
@@ -123,7 +123,7 @@ class TxSender:
             raise error from None
 
     def lookup(self, tx_hash: str) -> TxState:
-        """Where a transaction stands: mined (has a receipt), pending (node knows it), or unknown to the node."""
+        """Where a transaction stands: mined (has a receipt), pending (the node has it) or unknown."""
         try:
             self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
             return "mined"

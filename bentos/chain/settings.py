@@ -1,4 +1,4 @@
-"""Chain settings (the `_target_` of configs/chain/*.yaml) and `build_chain`, which connects and deploys lazily.
+"""Chain settings (the `_target_` of configs/chain/*.yaml) and `build_chain`, which connects and deploys.
 
 Instantiating settings never touches a network or an EVM; `connect()` does.
 """
@@ -38,16 +38,19 @@ class TesterChainSettings:
     def connect(self) -> ChainRegistry:
         from eth_tester import EthereumTester, PyEVMBackend
 
-        provider = _SerializedTesterProvider(EthereumTester(PyEVMBackend()))
+        tester = EthereumTester(PyEVMBackend())
+        provider = _SerializedTesterProvider(tester)
         w3 = Web3(provider)
         # eth-tester's funded dev keys; index 0 is the platform, the rest are handy creators in tests.
-        keys = provider.ethereum_tester.backend.account_keys
+        keys = tester.backend.account_keys
         signer: LocalAccount = Account.from_key(keys[0])
-        sender = TxSender(w3, int(w3.eth.chain_id), SendPolicy(explicit_gas=self.explicit_gas, poll_interval_s=0.005))
+        policy = SendPolicy(explicit_gas=self.explicit_gas, poll_interval_s=0.005)
+        sender = TxSender(w3, int(w3.eth.chain_id), policy)
         gas = GasLimits()
         artifact = load_artifact(self.evm_version, self.artifact_dir)
         address = deploy_registry(sender, signer, artifact, gas)
-        return ChainRegistry(sender, w3.eth.contract(address=address, abi=artifact.abi), signer, gas)
+        contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
+        return ChainRegistry(sender, contract, signer, gas)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class RpcChainSettings:
         except Exception as exc:
             raise translate(exc) from None
         if node_chain_id != self.chain_id:
-            raise ChainConfigError(f"node at the configured URL is chain {node_chain_id}, expected {self.chain_id}")
+            raise ChainConfigError(f"the node is chain {node_chain_id}, configured {self.chain_id}")
         policy = SendPolicy(
             explicit_gas=self.explicit_gas,
             max_priority_fee_wei=self.max_priority_fee_wei,
@@ -99,7 +102,8 @@ class RpcChainSettings:
             address = deploy_registry(sender, signer, artifact, gas)
             # The platform must persist this address (set contract_address) or every start deploys anew.
             log.warning("deployed a new persona registry at %s on chain %s", address, node_chain_id)
-        return ChainRegistry(sender, w3.eth.contract(address=address, abi=artifact.abi), signer, gas)
+        contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
+        return ChainRegistry(sender, contract, signer, gas)
 
     def _contract(self, w3: Web3) -> str | None:
         if self.contract_address:
