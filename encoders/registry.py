@@ -42,23 +42,28 @@ class ChampionRefused(ValueError):
 class RegistrySettings:
     """Where MLflow tracks runs and stores artifacts (configs/registry/*.yaml).
 
-    Default: a SQLite DB and an artifact folder under the repo's gitignored `var/mlflow`. `MLFLOW_TRACKING_URI`
-    in the environment overrides the URI (a tracking server at scale).
+    None → the local default: a SQLite DB and an artifact folder under the repo's gitignored `var/mlflow`.
+    `MLFLOW_TRACKING_URI` in the environment overrides the URI (a tracking server at scale).
     """
 
-    tracking_uri: str = f"sqlite:///{REPO_ROOT}/var/mlflow/mlflow.db"
-    artifact_root: str = str(REPO_ROOT / "var" / "mlflow" / "artifacts")
+    tracking_uri: str | None = None
+    artifact_root: str | None = None
     experiment: str = "speaker-encoders"
+
+    def __post_init__(self) -> None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+        object.__setattr__(self, "tracking_uri", uri or f"sqlite:///{REPO_ROOT}/var/mlflow/mlflow.db")
+        object.__setattr__(self, "artifact_root", self.artifact_root or str(REPO_ROOT / "var" / "mlflow" / "artifacts"))
+
+    @property
+    def uri(self) -> str:
+        return str(self.tracking_uri)
 
     @classmethod
     def from_config(cls, cfg: Any | None = None) -> RegistrySettings:
-        """From a `registry` config node (tracking_uri, artifact_root, experiment; missing keys → defaults)."""
-        values = dict(cfg) if cfg is not None else {}
-        env_uri = os.environ.get("MLFLOW_TRACKING_URI")
-        settings = cls(**{k: str(v) for k, v in values.items() if k in cls.__dataclass_fields__ and v is not None})
-        if env_uri:
-            settings = cls(env_uri, settings.artifact_root, settings.experiment)
-        return settings
+        """From a `registry` config node (tracking_uri, artifact_root, experiment; missing/null → defaults)."""
+        values = {k: v for k, v in (dict(cfg) if cfg is not None else {}).items() if k in cls.__dataclass_fields__}
+        return cls(**{k: (str(v) if v is not None else None) for k, v in values.items()})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -83,15 +88,15 @@ def model_name_for(encoder_name: str) -> str:
 def configure(settings: RegistrySettings | None = None) -> str:
     """Point MLflow at `settings` and make sure the experiment exists; returns its id."""
     settings = settings or RegistrySettings.from_config()
-    if settings.tracking_uri.startswith("sqlite:///"):
-        Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+    if settings.uri.startswith("sqlite:///"):
+        Path(settings.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.uri)
+    mlflow.set_registry_uri(settings.uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment)
     if experiment is not None:
         experiment_id = str(experiment.experiment_id)
     else:
-        root = settings.artifact_root
+        root = str(settings.artifact_root)
         location = Path(root).resolve().as_uri() if "://" not in root else root
         experiment_id = str(mlflow.create_experiment(settings.experiment, artifact_location=location))
     mlflow.set_experiment(experiment_id=experiment_id)

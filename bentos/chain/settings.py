@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, Web3
+from web3.middleware import ExtraDataToPOAMiddleware
 from web3.types import RPCEndpoint, RPCResponse
 
 from bentos.chain.artifact import DEFAULT_EVM_VERSION, load_artifact
@@ -71,6 +72,7 @@ class RpcChainSettings:
     request_timeout_s: float = 10.0
     evm_version: str = DEFAULT_EVM_VERSION
     artifact_dir: str | None = None
+    poa: bool = False  # proof-of-authority chains put extra data in headers web3 must tolerate
 
     def connect(self) -> ChainRegistry:
         if not self.signer_key:
@@ -80,6 +82,8 @@ class RpcChainSettings:
         except Exception:
             raise ChainConfigError("the signer key is not a valid secp256k1 private key") from None
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": self.request_timeout_s}))
+        if self.poa:
+            w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         try:
             node_chain_id = int(w3.eth.chain_id)
         except Exception as exc:

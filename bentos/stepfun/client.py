@@ -1,7 +1,7 @@
 """StepFun audio clients over httpx: `StepFunClient` (sync) and `AsyncStepFunClient` (async).
 
-Both are thin: every operation is defined once in `protocol.py`; these classes only perform the I/O, inside the
-shared retry policy and circuit breaker.
+Both are thin: every operation is defined once in `protocol.py`; these classes only do the I/O, inside
+the shared retry policy and circuit breaker.
 """
 
 from __future__ import annotations
@@ -106,15 +106,18 @@ class StepFunClient(_ClientBase):
         def attempt() -> T:
             with guarded_attempt(self.breaker, self.health):
                 response = check(
-                    self._http.request(call.method, self._path(call), **call.request_kwargs()), self.settings.secret
+                    self._http.request(call.method, self._path(call), **call.request_kwargs()),
+                    self.settings.secret,
                 )
             return call.parse(response)
 
         return Retrying(**self._policy(call.operation))(attempt)
 
     # -- files
-    def upload_file(self, content: bytes, filename: str = "reference.wav", purpose: str = "storage") -> StepFile:
-        """Upload reference audio (wav/mp3, 5–10 s for cloning) → the file record (its id feeds create_voice)."""
+    def upload_file(
+        self, content: bytes, filename: str = "reference.wav", purpose: str = "storage"
+    ) -> StepFile:
+        """Upload reference audio (wav/mp3, 5-10 s for cloning); its id feeds create_voice."""
         return self._execute(protocol.upload_file(content, filename, purpose))
 
     def list_files(self, purpose: str | None = None) -> list[StepFile]:
@@ -131,10 +134,17 @@ class StepFunClient(_ClientBase):
 
     # -- voices
     def create_voice(
-        self, file_id: str, *, model: str | None = None, text: str | None = None, sample_text: str | None = None
+        self,
+        file_id: str,
+        *,
+        model: str | None = None,
+        text: str | None = None,
+        sample_text: str | None = None,
     ) -> ClonedVoice:
         """Clone a voice from an uploaded file. duplicated=True: already cloned, same id, not billed again."""
-        return self._execute(protocol.create_voice(model or self.settings.clone_model, file_id, text, sample_text))
+        return self._execute(
+            protocol.create_voice(model or self.settings.clone_model, file_id, text, sample_text)
+        )
 
     def preview_voice(
         self,
@@ -146,7 +156,9 @@ class StepFunClient(_ClientBase):
         **tts_options: Any,
     ) -> VoicePreview:
         """Hear a clone without creating it (nothing is stored, nothing billed as a clone)."""
-        call = protocol.preview_voice(model or self.settings.clone_model, file_id, sample_text, text, tts_options)
+        call = protocol.preview_voice(
+            model or self.settings.clone_model, file_id, sample_text, text, tts_options
+        )
         return self._execute(call)
 
     def list_voices(
@@ -167,7 +179,7 @@ class StepFunClient(_ClientBase):
         return self._execute(protocol.speech(req))
 
     def stream_speech(self, request: SpeechRequest | None = None, **fields: Any) -> Iterator[bytes]:
-        """Yield encoded audio bytes as they arrive (SSE deltas decoded). Retried only before the first byte."""
+        """Yield encoded audio as it arrives (SSE deltas decoded). Retried only before the first byte."""
         for event in self._stream(self._speech_request(request, fields)):
             audio = event_audio(event, self.settings.secret)
             if audio:
@@ -185,7 +197,9 @@ class StepFunClient(_ClientBase):
         def open_first() -> tuple[httpx.Response, Iterator[SpeechEvent], SpeechEvent | None]:
             # The retried unit: send, check status, and read up to the first event (first bytes).
             with guarded_attempt(self.breaker, self.health):
-                http_request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                http_request = self._http.build_request(
+                    call.method, self._path(call), **call.request_kwargs()
+                )
                 response = self._http.send(http_request, stream=True)
                 try:
                     if not response.is_success:
@@ -204,7 +218,9 @@ class StepFunClient(_ClientBase):
                 yield first
             try:
                 yield from events
-            except httpx.TransportError as exc:  # after the first byte: no retry, the caller has audio already
+            except (
+                httpx.TransportError
+            ) as exc:  # after the first byte: no retry, the caller has audio already
                 raise protocol.error_from_transport(exc) from exc
         finally:
             response.close()
@@ -271,7 +287,9 @@ class AsyncStepFunClient(_ClientBase):
 
         return await AsyncRetrying(**self._policy(call.operation))(attempt)
 
-    async def upload_file(self, content: bytes, filename: str = "reference.wav", purpose: str = "storage") -> StepFile:
+    async def upload_file(
+        self, content: bytes, filename: str = "reference.wav", purpose: str = "storage"
+    ) -> StepFile:
         return await self._execute(protocol.upload_file(content, filename, purpose))
 
     async def list_files(self, purpose: str | None = None) -> list[StepFile]:
@@ -287,7 +305,12 @@ class AsyncStepFunClient(_ClientBase):
         return await self._execute(protocol.delete_file(file_id))
 
     async def create_voice(
-        self, file_id: str, *, model: str | None = None, text: str | None = None, sample_text: str | None = None
+        self,
+        file_id: str,
+        *,
+        model: str | None = None,
+        text: str | None = None,
+        sample_text: str | None = None,
     ) -> ClonedVoice:
         return await self._execute(
             protocol.create_voice(model or self.settings.clone_model, file_id, text, sample_text)
@@ -302,7 +325,9 @@ class AsyncStepFunClient(_ClientBase):
         text: str | None = None,
         **tts_options: Any,
     ) -> VoicePreview:
-        call = protocol.preview_voice(model or self.settings.clone_model, file_id, sample_text, text, tts_options)
+        call = protocol.preview_voice(
+            model or self.settings.clone_model, file_id, sample_text, text, tts_options
+        )
         return await self._execute(call)
 
     async def list_voices(
@@ -320,13 +345,17 @@ class AsyncStepFunClient(_ClientBase):
             return SpeechAudio(audio, CONTENT_TYPES[req.format], req.format)
         return await self._execute(protocol.speech(req))
 
-    async def stream_speech(self, request: SpeechRequest | None = None, **fields: Any) -> AsyncIterator[bytes]:
+    async def stream_speech(
+        self, request: SpeechRequest | None = None, **fields: Any
+    ) -> AsyncIterator[bytes]:
         async for event in self._stream(self._speech_request(request, fields)):
             audio = event_audio(event, self.settings.secret)
             if audio:
                 yield audio
 
-    async def speech_events(self, request: SpeechRequest | None = None, **fields: Any) -> AsyncIterator[SpeechEvent]:
+    async def speech_events(
+        self, request: SpeechRequest | None = None, **fields: Any
+    ) -> AsyncIterator[SpeechEvent]:
         req = self._speech_request(request, fields)
         async for event in self._stream(req.model_copy(update={"stream_format": "sse"})):
             yield event
@@ -337,7 +366,9 @@ class AsyncStepFunClient(_ClientBase):
 
         async def open_first() -> tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None]:
             with guarded_attempt(self.breaker, self.health):
-                http_request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                http_request = self._http.build_request(
+                    call.method, self._path(call), **call.request_kwargs()
+                )
                 response = await self._http.send(http_request, stream=True)
                 try:
                     if not response.is_success:
@@ -350,7 +381,9 @@ class AsyncStepFunClient(_ClientBase):
                     raise
             return response, events, first
 
-        response, events, first = await AsyncRetrying(**self._policy("stream_speech"))(open_first)
+        opened: tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None]
+        opened = await AsyncRetrying(**self._policy("stream_speech"))(open_first)
+        response, events, first = opened
         try:
             if first is not None:
                 yield first

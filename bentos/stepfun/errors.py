@@ -1,4 +1,4 @@
-"""One exception hierarchy for the StepFun boundary, mapped once from HTTP status + the `{"error": …}` envelope.
+"""One exception hierarchy for the StepFun boundary, mapped once from HTTP status + the error envelope.
 
 The platform maps these to its own envelope: `code` is the provider's machine-readable type, `retryable` says
 whether trying again later can succeed.
@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import httpx
 
-# Bearer-looking tokens echoed by a server ("Incorrect API key provided: sk-…") are masked even when they are not
-# our key; our own key is removed by exact match first.
+# Bearer-looking tokens echoed by a server ("Incorrect API key provided: sk-...") are masked even when they
+# are not our key; our own key is removed by exact match first.
 _TOKEN_RE = re.compile(r"\b(sk|key|Bearer)[-_ ]?[A-Za-z0-9._\-]{6,}", re.IGNORECASE)
 
 
@@ -163,7 +163,9 @@ def error_from_response(response: httpx.Response, secret: str | None) -> StepFun
     if status == 402 or kind == "quota_exceeded":
         return ProviderConfigError(message, **{**common, "code": kind or "quota_exceeded"})
     if status == 429:
-        return RateLimited(message, retry_after=parse_retry_after(response.headers.get("retry-after")), **common)
+        return RateLimited(
+            message, retry_after=parse_retry_after(response.headers.get("retry-after")), **common
+        )
     if status == 451:
         return ContentBlocked(message, **common)
     if status == 404:

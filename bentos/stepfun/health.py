@@ -44,7 +44,11 @@ class ProviderHealth(pybreaker.CircuitBreakerListener):
     def reason(self) -> str | None:
         if self._config_error:
             return self._config_error
-        return "circuit_open: provider failing, calls suspended until a probe succeeds" if self._breaker_open else None
+        return (
+            "circuit_open: provider failing, calls suspended until a probe succeeds"
+            if self._breaker_open
+            else None
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {"state": self.state, "reason": self.reason, "changed_at": self.changed_at}

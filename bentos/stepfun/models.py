@@ -23,7 +23,19 @@ MAX_INSTRUCTION_CHARS = 200
 MAX_SAMPLE_TEXT_CHARS = 50
 
 LANGUAGE_LABELS = ("粤语", "四川话", "日语")
-EMOTION_LABELS = ("高兴", "非常高兴", "悲伤", "生气", "非常生气", "撒娇", "恐惧", "惊讶", "兴奋", "钦佩", "困惑")
+EMOTION_LABELS = (
+    "高兴",
+    "非常高兴",
+    "悲伤",
+    "生气",
+    "非常生气",
+    "撒娇",
+    "恐惧",
+    "惊讶",
+    "兴奋",
+    "钦佩",
+    "困惑",
+)
 STYLE_LABELS_ALL = ("慢速", "极慢", "快速", "极快", "冷漠", "尴尬", "沮丧")
 STYLE_LABELS_TTS2 = ("骄傲", "温柔", "甜美", "豪爽", "严肃", "傲慢", "老年", "吼叫", "阴阳怪气", "磕巴")
 
@@ -95,7 +107,11 @@ class SpeechRequest(BaseModel):
         elif self.instruction is not None:
             raise ValueError(f"instruction is only supported on {', '.join(INSTRUCTION_MODELS)}")
         label = self.voice_label
-        if label is not None and label.style in STYLE_LABELS_TTS2 and self.model not in ("step-tts-2", "step-tts-vivid"):
+        if (
+            label is not None
+            and label.style in STYLE_LABELS_TTS2
+            and self.model not in ("step-tts-2", "step-tts-vivid")
+        ):
             raise ValueError(f"voice_label.style {label.style!r} is only supported on step-tts-2")
         return self
 
@@ -204,7 +220,8 @@ class VoicePage:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VoicePage:
         items = [
-            VoiceSummary(str(v["id"]), v.get("file_id"), int(v.get("created_at") or 0)) for v in d.get("data") or []
+            VoiceSummary(str(v["id"]), v.get("file_id"), int(v.get("created_at") or 0))
+            for v in d.get("data") or []
         ]
         return cls(items, bool(d.get("has_more", False)), d.get("first_id"), d.get("last_id"))
 
@@ -223,7 +240,9 @@ def system_voices_from_json(d: dict[str, Any]) -> list[SystemVoice]:
     for vid in d.get("voices") or []:
         info = details.get(vid) or {}
         out.append(
-            SystemVoice(str(vid), info.get("voice-name"), info.get("voice-description"), info.get("recommended_scene"))
+            SystemVoice(
+                str(vid), info.get("voice-name"), info.get("voice-description"), info.get("recommended_scene")
+            )
         )
     return out
 

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 import pybreaker
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity.stop import stop_base
 
 from .errors import (
     ProviderConfigError,
@@ -158,7 +159,11 @@ def list_voices(
 
 def system_voices(model: str) -> Call[list[SystemVoice]]:
     return Call(
-        "system_voices", "GET", "/audio/system_voices", _typed(system_voices_from_json), params={"model": model}
+        "system_voices",
+        "GET",
+        "/audio/system_voices",
+        _typed(system_voices_from_json),
+        params={"model": model},
     )
 
 
@@ -206,14 +211,15 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, StepFunError) and exc.retryable and not isinstance(exc, ProviderUnavailable)
 
 
-def _retry_after_too_long(settings: ProviderSettings) -> Callable[[RetryCallState], bool]:
-    def stop(state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        return (
-            isinstance(exc, RateLimited) and exc.retry_after is not None and exc.retry_after > settings.retry_after_max_s
-        )
+class _RetryAfterTooLong(stop_base):
+    """Stop when the server asks for a longer pause than we are willing to sleep through."""
 
-    return stop
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return isinstance(exc, RateLimited) and exc.retry_after is not None and exc.retry_after > self.limit_s
 
 
 def retry_policy(
@@ -239,7 +245,7 @@ def retry_policy(
     return {
         "stop": stop_after_attempt(settings.max_attempts)
         | stop_after_delay(settings.retry_deadline_s)
-        | _retry_after_too_long(settings),
+        | _RetryAfterTooLong(settings.retry_after_max_s),
         "wait": backoff_wait(settings, rng),
         "retry": retry_if_exception(_retryable),
         "before_sleep": before_sleep,
@@ -251,7 +257,7 @@ def retry_policy(
 
 
 def new_breaker(settings: ProviderSettings, health: ProviderHealth) -> pybreaker.CircuitBreaker:
-    """Counts only failures of the retryable kind (the caller's 4xx and config errors say nothing of upstream)."""
+    """Counts only retryable failures: the caller's 4xx and config errors say nothing of upstream."""
     return pybreaker.CircuitBreaker(
         fail_max=settings.breaker_fail_max,
         reset_timeout=settings.breaker_reset_timeout_s,
@@ -275,7 +281,9 @@ def guarded_attempt(breaker: pybreaker.CircuitBreaker, health: ProviderHealth) -
             except httpx.TransportError as exc:
                 raise error_from_transport(exc) from exc
     except pybreaker.CircuitBreakerError as exc:
-        raise ProviderUnavailable("circuit open: StepFun is failing, calls are suspended for a cool-down") from exc
+        raise ProviderUnavailable(
+            "circuit open: StepFun is failing, calls are suspended for a cool-down"
+        ) from exc
     except ProviderConfigError as exc:
         health.record_config_error(exc)
         raise
@@ -315,12 +323,16 @@ class SseDecoder:
             return SpeechEvent(kind, audio=b64_audio(event.get("audio")) or b"")
         if kind == "speech.audio.error":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
-            return SpeechEvent(kind, message=str(error.get("message") or event.get("message") or "synthesis failed"))
+            return SpeechEvent(
+                kind, message=str(error.get("message") or event.get("message") or "synthesis failed")
+            )
         return SpeechEvent(kind)
 
 
 def event_audio(event: SpeechEvent, secret: str | None) -> bytes | None:
     """The audio bytes of a delta; raises for an error event (mid-stream: not retried)."""
     if event.type == "speech.audio.error":
-        raise ProviderServerError(redact(event.message or "synthesis failed", secret), code="speech.audio.error")
+        raise ProviderServerError(
+            redact(event.message or "synthesis failed", secret), code="speech.audio.error"
+        )
     return event.audio if event.type == "speech.audio.delta" else None

@@ -1,7 +1,7 @@
 """Encode synthesised speech into the contract's formats, whole or chunk by chunk for streaming.
 
-soundfile 0.14 (bundled libsndfile 1.2) writes WAV, MP3, FLAC and OGG/Opus. Opus accepts only 8/12/16/24/48 kHz,
-so a 22050 Hz opus request is encoded at 24000 Hz [?]. Streamed WAV uses the "unknown length" header (0xFFFFFFFF).
+soundfile 0.14 (bundled libsndfile 1.2) writes WAV, MP3, FLAC and OGG/Opus. Opus takes only 8/12/16/24/48 kHz,
+so a 22050 Hz opus request is encoded at 24000 Hz [?]. Streamed WAV has the "unknown length" header.
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def strip_mp3_info_frame(data: bytes) -> bytes:
 def wav_stream_header(rate: int) -> bytes:
     unknown = 0xFFFFFFFF
     fmt_chunk = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-    return b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt " + fmt_chunk + b"data" + struct.pack("<I", unknown)
+    return (
+        b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt " + fmt_chunk + b"data" + struct.pack("<I", unknown)
+    )
 
 
 class _Sink(io.RawIOBase):

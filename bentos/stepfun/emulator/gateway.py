@@ -1,5 +1,6 @@
 """What sits in front of the emulator's endpoints, as on the real service: auth (401/402), the rate limiter
-(RPM + concurrency per key, 429 + Retry-After) and fault injection for tests (latency, error rate, fail-next-N).
+(RPM + concurrency per key, 429 + Retry-After) and fault injection for tests (latency, error rate,
+fail-next-N).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from .store import owner_of
 KeyState = Literal["valid", "invalid", "quota_exceeded"]
 
 
-def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """StepFun's error envelope."""
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
 
@@ -97,7 +100,9 @@ class RateLimiter:
 class Gateway:
     """Shared mutable gateway state: keys, limits, faults, request counters (read by /_admin/stats)."""
 
-    def __init__(self, api_keys: list[str], rpm: int, concurrency: int, latency_ms: int, error_rate: float) -> None:
+    def __init__(
+        self, api_keys: list[str], rpm: int, concurrency: int, latency_ms: int, error_rate: float
+    ) -> None:
         self.keys: dict[str, KeyState] = dict.fromkeys(api_keys, "valid")
         self.limiter = RateLimiter(rpm, concurrency)
         self.faults = Faults(latency_ms=latency_ms, error_rate=error_rate)
@@ -164,7 +169,9 @@ class GatewayMiddleware:
             await error_response(401, "invalid_api_key", "Incorrect API key provided")(scope, receive, send)
             return
         if state == "quota_exceeded":
-            await error_response(402, "quota_exceeded", "Your account balance is insufficient")(scope, receive, send)
+            await error_response(402, "quota_exceeded", "Your account balance is insufficient")(
+                scope, receive, send
+            )
             return
         owner = owner_of(key)
         wait = gw.limiter.acquire(owner)

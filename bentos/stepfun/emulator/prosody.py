@@ -62,7 +62,8 @@ LABEL_PROSODY: dict[str, Prosody] = {
 
 # instruction (stepaudio-2.5-tts) → the first label whose keyword occurs in it.
 INSTRUCTION_KEYWORDS: tuple[tuple[str, str], ...] = (
-    ("very happy", "非常高兴"), ("happy", "高兴"), ("joy", "高兴"), ("sad", "悲伤"), ("very angry", "非常生气"),
+    ("very happy", "非常高兴"), ("happy", "高兴"), ("joy", "高兴"), ("sad", "悲伤"),
+    ("very angry", "非常生气"),
     ("angry", "生气"), ("afraid", "恐惧"), ("scared", "恐惧"), ("surprised", "惊讶"), ("excited", "兴奋"),
     ("gentle", "温柔"), ("soft", "温柔"), ("sweet", "甜美"), ("serious", "严肃"), ("shout", "吼叫"),
     ("slowly", "慢速"), ("slow", "慢速"), ("quickly", "快速"), ("fast", "快速"), ("old", "老年"),

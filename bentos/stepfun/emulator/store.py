@@ -1,7 +1,7 @@
 """The emulator's durable state: uploaded files, cloned voices and their engine profiles, in one folder.
 
-`state.json` is rewritten atomically (temp file + fsync + rename) on every change and file bodies live beside it,
-so a killed or restarted emulator loses nothing it had acknowledged.
+`state.json` is rewritten atomically (temp file + fsync + rename) on every change and file bodies live beside
+it, so a killed or restarted emulator loses nothing it had acknowledged.
 """
 
 from __future__ import annotations
@@ -128,7 +128,11 @@ class EmulatorStore:
 
     def list_files(self, owner: str, purpose: str | None = None) -> list[FileRecord]:
         with self._lock:
-            rows = [f for f in self.files.values() if f.owner == owner and (purpose is None or f.purpose == purpose)]
+            rows = [
+                f
+                for f in self.files.values()
+                if f.owner == owner and (purpose is None or f.purpose == purpose)
+            ]
         return sorted(rows, key=lambda f: (f.created_at, f.id))
 
     def count_files(self, owner: str) -> int:

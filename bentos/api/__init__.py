@@ -1,0 +1,1 @@
+"""The platform's REST API (FastAPI), mounted by the BentoML service and served directly in tests."""

@@ -1,0 +1,68 @@
+"""Request-scoped helpers: the platform, the caller, and idempotent execution of POSTs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from bentos.accounts import authenticate
+from bentos.errors import PlatformError
+from bentos.idempotency import IdempotencyStore, StoredResponse
+from bentos.runtime import Platform
+from bentos.store.models import Account
+
+
+def platform_of(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def caller(request: Request) -> Account:
+    with platform_of(request).sessions() as session:
+        return authenticate(session, request.headers.get("authorization"))
+
+
+def optional_caller(request: Request) -> Account | None:
+    return caller(request) if request.headers.get("authorization") else None
+
+
+def body_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def idempotent(
+    request: Request, account_ref: str, route: str, req_hash: str, produce: Callable[[], tuple[int, Any]]
+) -> Response:
+    """Run `produce` (→ status, JSON payload) at most once per Idempotency-Key; replays return the stored answer.
+
+    Client errors are stored too (the same request would fail the same way); retryable ones free the key.
+    """
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        status, payload = produce()
+        return JSONResponse(payload, status_code=status)
+    store = IdempotencyStore(platform_of(request).sessions)
+    stored = store.begin(key, account_ref, route, req_hash)
+    if stored is not None:
+        return Response(stored.body, stored.status_code, media_type=stored.content_type,
+                        headers={"Idempotent-Replayed": "true"})  # fmt: skip
+    try:
+        status, payload = produce()
+    except PlatformError as err:
+        if err.retryable or err.status >= 500:
+            store.abandon(key, account_ref, route)
+        else:
+            store.finish(key, account_ref, route, StoredResponse(err.status, json.dumps(err.envelope()).encode(),
+                                                                 "application/json"))  # fmt: skip
+        raise
+    except BaseException:
+        store.abandon(key, account_ref, route)
+        raise
+    response = JSONResponse(payload, status_code=status)
+    store.finish(key, account_ref, route, StoredResponse(status, bytes(response.body), "application/json"))
+    return response

@@ -1,0 +1,33 @@
+"""Sign-up and the caller's own account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from bentos.accounts import sign_up
+from bentos.api.deps import body_hash, caller, idempotent, platform_of
+from bentos.api.schemas import SignUp, account_view
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/accounts", status_code=201)
+def create_account(body: SignUp, request: Request) -> Response:
+    """Sign up; the API key is in this response only — store it."""
+    platform = platform_of(request)
+    anonymous = "anon:" + (request.client.host if request.client else "?")
+
+    def produce() -> tuple[int, Any]:
+        with platform.sessions.begin() as session:
+            account, key = sign_up(session, body.name, body.email, body.role, body.payout_wallet)
+            return 201, {"account": account_view(account), "apiKey": key}
+
+    return idempotent(request, anonymous, "POST /accounts", body_hash(body.model_dump()), produce)
+
+
+@router.get("/accounts/me")
+def me(request: Request) -> dict[str, Any]:
+    return account_view(caller(request))

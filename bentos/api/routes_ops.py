@@ -1,0 +1,55 @@
+"""Operations and tools: detailed health, Prometheus metrics, and embedding an uploaded file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bentos import metrics
+from bentos.api.deps import caller, platform_of
+from bentos.api.schemas import EmbedRequest
+from bentos.errors import not_found
+from bentos.store.db import ping
+from bentos.store.models import StoredFile
+from encoders import load_audio
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+def health(request: Request) -> JSONResponse:
+    """Detailed health (BentoML reserves /healthz, /livez, /readyz): provider key state, chain, DB, queue."""
+    platform = platform_of(request)
+    db_ok = ping(platform.engine)
+    try:
+        depth = platform.jobs.depth()
+        queue: dict[str, Any] = {"state": "ok", "depth": depth, "backend": platform.queue_settings.backend}
+        metrics.QUEUE_DEPTH.set(depth)
+    except Exception as exc:
+        queue = {"state": "down", "error": type(exc).__name__}
+    provider = {**platform.provider_health.as_dict(), "name": platform.provider_settings.name}
+    chain = {"state": "degraded" if platform.chain_error else "ok", "error": platform.chain_error}
+    parts = {"provider": provider, "chain": chain, "db": {"state": "ok" if db_ok else "down"}, "queue": queue}
+    status = "ok" if all(p.get("state") == "ok" for p in parts.values()) else "degraded"
+    return JSONResponse({"status": status, **parts}, status_code=200 if db_ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/embeddings")
+def embed_file(body: EmbedRequest, request: Request) -> dict[str, Any]:
+    """Embed one of your uploads with the configured encoder → {vector, dim, hash, encoder, version}."""
+    platform, account = platform_of(request), caller(request)
+    with platform.sessions() as session:
+        upload = session.get(StoredFile, body.file_id)
+        if upload is None or upload.owner_id != account.id or not upload.blob_key:
+            raise not_found(f"file {body.file_id}")
+    embedding = platform.encoder.embed(load_audio(platform.blobs.get(upload.blob_key), platform.audio))
+    return {"vector": [float(x) for x in embedding.vector], "dim": embedding.dim, "hash": embedding.hash,
+            "encoder": embedding.encoder, "version": embedding.version, "pretrained": embedding.pretrained}  # fmt: skip

@@ -1,0 +1,228 @@
+"""Uploads, personas (create, read, discover, revoke), their samples, provenance, and pipeline jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from bentos.api.deps import body_hash, caller, idempotent, optional_caller, platform_of
+from bentos.api.schemas import CreateVoice, file_view, job_view, persona_view
+from bentos.chain.outbox import Outbox
+from bentos.errors import PlatformError, from_audio_error, not_found
+from bentos.ids import new_id
+from bentos.personas import PersonaDraft, create_persona, discover, mark_revoked, owned_persona, visible_persona
+from bentos.runtime import Platform
+from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
+from encoders import AudioError, load_audio
+
+router = APIRouter(tags=["voices"])
+
+
+def _sanitize(name: str | None) -> str:
+    base = re.sub(r"[^\w.\-]+", "_", (name or "upload").rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
+    return base.strip("._")[:100] or "upload"
+
+
+def _read_upload(upload: UploadFile, limit: int) -> bytes:
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise PlatformError("file_too_large", f"the file is larger than {limit} bytes", 413)
+    return data
+
+
+@router.post("/files", status_code=201)
+def upload_file(request: Request, file: UploadFile = File(...)) -> Response:  # noqa: B008
+    """Upload 5–10 s of speech (WAV or MP3, decided from the content). Rejected files leave nothing stored."""
+    platform, account = platform_of(request), caller(request)
+    data = _read_upload(file, platform.server.max_upload_bytes)
+    name = _sanitize(file.filename)
+
+    def produce() -> tuple[int, Any]:
+        try:
+            clip = load_audio(data, platform.audio)
+        except AudioError as err:
+            raise from_audio_error(err) from None
+        impersonation = _impersonation_check(platform, account, clip)
+        with platform.sessions.begin() as session:
+            existing = session.scalar(
+                select(StoredFile).where(StoredFile.owner_id == account.id, StoredFile.sha256 == clip.source_sha256)
+            )
+            if existing is not None:
+                return 200, file_view(existing, impersonation)
+            upload = StoredFile(
+                id=new_id("file"), owner_id=account.id, sha256=clip.source_sha256, audio_sha256=clip.audio_sha256,
+                blob_key=platform.blobs.put(data), name=name, format=clip.format, duration=clip.duration,
+                sample_rate=clip.source_rate, channels=clip.source_channels, hints=clip.hints,
+            )  # fmt: skip
+            session.add(upload)
+            session.flush()
+            return 201, file_view(upload, impersonation)
+
+    req_hash = hashlib.sha256(data).hexdigest()
+    return idempotent(request, account.id, "POST /files", req_hash, produce)
+
+
+def _impersonation_check(platform: Platform, account: Account, clip: Any) -> dict[str, Any] | None:
+    """With a real (pretrained) encoder: warn when this voice is very close to another creator's persona."""
+    threshold = platform.cfg.encoder.get("impersonation_threshold")
+    if not platform.encoder.pretrained or threshold is None:
+        return None
+    from encoders.impersonation import nearest_other_creator
+
+    vector = platform.encoder.embed(clip).vector
+    with platform.sessions() as session:
+        rows = session.execute(
+            select(Persona.id, Persona.name, EmbeddingRow.vector)
+            .join(EmbeddingRow, EmbeddingRow.persona_id == Persona.id)
+            .where(Persona.creator_id != account.id, Persona.revoked_at.is_(None), EmbeddingRow.vector.is_not(None),
+                   EmbeddingRow.encoder == platform.encoder.name)
+        ).all()  # fmt: skip
+    candidates = {pid: np.frombuffer(vec, "<f4") for pid, _, vec in rows if vec}
+    hit = nearest_other_creator(vector, candidates, float(threshold))
+    if hit is None:
+        return None
+    names = {pid: name for pid, name, _ in rows}
+    platform_log_review(account.id, hit)
+    return {"personaId": hit[0], "name": names.get(hit[0]), "cosine": round(hit[1], 4)}
+
+
+def platform_log_review(account_id: str, hit: tuple[str, float]) -> None:
+    import logging
+
+    logging.getLogger("bentos.review").warning(
+        "impersonation review: account %s uploaded a voice at cosine %.3f to persona %s", account_id, hit[1], hit[0]
+    )
+
+
+@router.post("/voices", status_code=202)
+def create_voice(body: CreateVoice, request: Request) -> Response:
+    """Create a persona from an uploaded file; the pipeline runs in the background (poll GET /voices/{id})."""
+    platform, account = platform_of(request), caller(request)
+
+    def produce() -> tuple[int, Any]:
+        draft = PersonaDraft(
+            file_id=body.file_id, name=body.name, consent_attested=body.consent.attested,
+            consent_statement=body.consent.statement, visibility=body.visibility, description=body.description,
+            persona_prompt=body.persona_prompt, tags=body.tags, language=body.language, model=body.model,
+            price_per_10k_chars=body.price_per_10k_chars, transcript=body.text, sample_text=body.sample_text,
+        )  # fmt: skip
+        if draft.model not in platform.prices.list_price_per_10k:
+            raise PlatformError("invalid_persona", f"model must be one of {sorted(platform.prices.list_price_per_10k)}",
+                                422)  # fmt: skip
+        with platform.sessions.begin() as session:
+            persona, job = create_persona(session, account, draft, platform.prices.list_price(draft.model))
+            result = {"voiceId": persona.id, "status": persona.state, "jobId": job.id}
+        platform.jobs.enqueue(result["voiceId"])
+        return 202, result
+
+    return idempotent(request, account.id, "POST /voices", body_hash(body.model_dump()), produce)
+
+
+def _detail(platform: Platform, persona: Persona, full: bool) -> dict[str, Any]:
+    with platform.sessions() as session:
+        creator = session.get(Account, persona.creator_id)
+        emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id)) if full else None
+        chain = Outbox.get(session, f"register:{persona.id}") if full else None
+        return persona_view(persona, creator, emb, chain, full=full)
+
+
+@router.get("/voices")
+def list_voices(request: Request, q: str | None = None, tag: str | None = None, language: str | None = None,
+                sort: str = "popular", limit: int = 20, offset: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Discover: public live personas (and your own), by text, tag, language; most called first."""
+    platform, account = platform_of(request), optional_caller(request)
+    if sort not in ("popular", "new") or not 1 <= limit <= 100 or offset < 0:
+        raise PlatformError("invalid_request", "sort is popular|new, limit 1–100, offset ≥ 0", 422)
+    with platform.sessions() as session:
+        rows, total = discover(session, account, q, tag, language, sort, limit, offset)
+    return {"data": [_detail(platform, p, full=False) for p in rows], "total": total}
+
+
+@router.get("/voices/{voice_id}")
+def get_voice(voice_id: str, request: Request) -> dict[str, Any]:
+    platform, account = platform_of(request), optional_caller(request)
+    with platform.sessions() as session:
+        persona = visible_persona(session, voice_id, account)
+    return _detail(platform, persona, full=account is not None and account.id == persona.creator_id)
+
+
+@router.get("/voices/{voice_id}/sample")
+def voice_sample(voice_id: str, request: Request) -> Response:
+    platform, account = platform_of(request), optional_caller(request)
+    with platform.sessions() as session:
+        persona = visible_persona(session, voice_id, account)
+    if persona.revoked_at is not None or not persona.sample_blob_key:
+        raise not_found(f"a sample of voice {voice_id}")
+    return Response(platform.blobs.get(persona.sample_blob_key), media_type="audio/wav")
+
+
+@router.get("/voices/{voice_id}/provenance")
+def provenance(voice_id: str, request: Request) -> dict[str, Any]:
+    """Read the chain and recompute: is this persona's embedding what was registered, and is it revoked?"""
+    platform, account = platform_of(request), optional_caller(request)
+    with platform.sessions() as session:
+        persona = visible_persona(session, voice_id, account)
+        emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id))
+        intent = Outbox.get(session, f"register:{persona.id}")
+    if emb is None:
+        return {"status": "pending", "embeddingHash": None, "chain": None}
+    # Recompute the hash from the stored vector, so a tampered row shows up as a mismatch.
+    from encoders.base import embedding_hash
+
+    current = embedding_hash(np.frombuffer(emb.vector, "<f4")) if emb.vector else emb.hash
+    result = platform.chain.verify(persona.id, current)
+    status = result.status
+    if status == "unregistered" and intent is not None and intent.status in ("pending", "sent"):
+        status = "pending"
+    return {"status": status, "embeddingHash": current, "encoder": emb.encoder, "encoderVersion": emb.version,
+            "chain": {"contract": result.contract, "onchainHash": result.onchain_hash, "creator": result.creator,
+                      "registeredAt": result.registered_at, "revokedAt": result.revoked_at,
+                      "txHash": intent.tx_hash if intent else None}}  # fmt: skip
+
+
+@router.delete("/voices/{voice_id}")
+def revoke_voice(voice_id: str, request: Request) -> dict[str, Any]:
+    """Creator revokes: TTS stops at once, sample + upload + vector are deleted, the chain revoke is queued."""
+    platform, account = platform_of(request), caller(request)
+    blob_keys: list[str] = []
+    with platform.sessions.begin() as session:
+        persona = owned_persona(session, voice_id, account)
+        if persona.revoked_at is None:
+            registered = Outbox.get(session, f"register:{persona.id}") is not None
+            mark_revoked(persona)
+            if persona.sample_blob_key:
+                blob_keys.append(persona.sample_blob_key)
+            persona.sample_blob_key = None
+            emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id))
+            if emb is not None:
+                emb.vector = None
+            upload = session.get(StoredFile, persona.file_id) if persona.file_id else None
+            others = session.scalar(
+                select(Persona.id).where(Persona.file_id == persona.file_id, Persona.id != persona.id,
+                                         Persona.revoked_at.is_(None))
+            ) if upload else None  # fmt: skip
+            if upload is not None and upload.blob_key and others is None:
+                blob_keys.append(upload.blob_key)
+                upload.blob_key = None
+            if registered:
+                Outbox.enqueue(session, "revoke", {"persona_id": persona.id}, f"revoke:{persona.id}")
+    for key in blob_keys:  # after commit: a crash here leaves an orphan blob, never a dangling reference
+        platform.blobs.delete(key)
+    return {"id": voice_id, "status": "revoked"}
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    platform, account = platform_of(request), caller(request)
+    with platform.sessions() as session:
+        job = session.get(Job, job_id)
+        persona = session.get(Persona, job.persona_id) if job else None
+        if job is None or persona is None or persona.creator_id != account.id:
+            raise not_found(f"job {job_id}")
+        return job_view(job, persona)

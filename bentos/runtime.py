@@ -1,0 +1,138 @@
+"""The running platform: every part built from the Hydra config, plus the background loops (jobs, chain outbox).
+
+Used the same way by the BentoML service, `make run`, the worker entry point and the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from sqlalchemy import select
+
+from bentos.billing.pricing import PriceBook
+from bentos.chain.outbox import OutboxDispatcher
+from bentos.chain.registry import ChainRegistry
+from bentos.jobs import JobQueue, QueueSettings
+from bentos.personas import PIPELINE_STATES
+from bentos.pipeline import PersonaPipeline
+from bentos.stepfun.client import AsyncStepFunClient, StepFunClient
+from bentos.stepfun.health import ProviderHealth
+from bentos.stepfun.settings import ProviderSettings
+from bentos.store.blobs import BlobStore
+from bentos.store.db import DatabaseSettings, make_engine, migrate, session_factory
+from bentos.store.models import Persona
+from encoders import AudioSettings, SpeakerEncoder, build_encoder
+
+log = logging.getLogger(__name__)
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """configs/server/default.yaml."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    frontend_port: int = 8501
+    public_base_url: str = "http://127.0.0.1:3000"
+    max_upload_bytes: int = 20 * 1024 * 1024
+    tts_max_chars: int = 1000
+
+
+def load_config(overrides: list[str] | None = None) -> DictConfig:
+    """Compose configs/config.yaml with command-line style overrides (`db=postgres`, `data_dir=/tmp/x`)."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides or [])
+
+
+class Platform:
+    """All the parts, built once from a config. `start()` runs the background loops; `stop()` ends them."""
+
+    def __init__(self, cfg: DictConfig, encoder: SpeakerEncoder | None = None) -> None:
+        self.cfg = cfg
+        self.server: ServerSettings = instantiate(cfg.server)
+        self.audio: AudioSettings = instantiate(cfg.audio)
+        self.prices: PriceBook = instantiate(cfg.billing, _convert_="all")
+        db: DatabaseSettings = instantiate(cfg.db)
+        self.engine = make_engine(db)
+        migrate(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.blobs: BlobStore = instantiate(cfg.blobs)
+        self.encoder = encoder or build_encoder(cfg.encoder)
+        self.provider_settings: ProviderSettings = instantiate(cfg.provider)
+        self.provider_health = ProviderHealth()
+        self.provider = StepFunClient(self.provider_settings, health=self.provider_health)
+        self.async_provider = AsyncStepFunClient(self.provider_settings, health=self.provider_health)
+        self.chain_settings: Any = instantiate(cfg.chain)
+        self._chain: ChainRegistry | None = None
+        self._chain_lock = threading.Lock()
+        self.queue_settings: QueueSettings = instantiate(cfg.queue)
+        self.pipeline = PersonaPipeline(
+            self.sessions, self.blobs, self.audio, self.encoder, self.provider, self.queue_settings
+        )
+        self.jobs = JobQueue(self.queue_settings, self.pipeline.run)
+        self._stop = threading.Event()
+        self._outbox_thread: threading.Thread | None = None
+        self.chain_error: str | None = None
+
+    # --- chain ----------------------------------------------------------------------------------------------
+
+    @property
+    def chain(self) -> ChainRegistry:
+        """The registry, connected on first use (eth-tester: deployed in-process then)."""
+        with self._chain_lock:
+            if self._chain is None:
+                self._chain = self.chain_settings.connect()
+            return self._chain
+
+    def _outbox_loop(self, interval_s: float) -> None:
+        dispatcher: OutboxDispatcher | None = None
+        while not self._stop.is_set():
+            try:
+                dispatcher = dispatcher or OutboxDispatcher(self.sessions, self.chain)
+                report = dispatcher.dispatch_pending()
+                self.chain_error = "chain unavailable" if report.chain_unavailable else None
+            except Exception as exc:  # keep the loop alive; the outbox keeps every intent
+                self.chain_error = f"{type(exc).__name__}"
+                log.exception("outbox dispatch failed")
+            self._stop.wait(interval_s)
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self, outbox_interval_s: float = 0.2) -> Platform:
+        self._stop.clear()
+        self.jobs.start()
+        self.resume()
+        self._outbox_thread = threading.Thread(
+            target=self._outbox_loop, args=(outbox_interval_s,), name="chain-outbox", daemon=True
+        )
+        self._outbox_thread.start()
+        return self
+
+    def resume(self) -> int:
+        """Re-enqueue every persona whose pipeline had not finished (jobs running at a crash are lost)."""
+        unfinished = list(PIPELINE_STATES[:-1])
+        with self.sessions() as session:
+            ids = list(session.scalars(
+                select(Persona.id).where(Persona.state.in_(unfinished), Persona.revoked_at.is_(None))
+            ))  # fmt: skip
+        for persona_id in ids:
+            self.jobs.enqueue(persona_id)
+        if ids:
+            log.info("resumed %d unfinished persona pipelines", len(ids))
+        return len(ids)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.jobs.stop()
+        if self._outbox_thread is not None:
+            self._outbox_thread.join(timeout=10)
+        self.provider.close()
+        self.engine.dispose()

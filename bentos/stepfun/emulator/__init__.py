@@ -1,0 +1,7 @@
+"""The local StepFun-compatible emulator: a real HTTP server with StepFun's audio contract and an offline
+voice engine. Run it with `python -m bentos.stepfun.emulator`, or from Python with `EmulatorProcess`.
+"""
+
+from .process import EmulatorProcess, free_port
+
+__all__ = ["EmulatorProcess", "free_port"]

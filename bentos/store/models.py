@@ -1,0 +1,214 @@
+"""The platform's tables (DESIGN §4). Money columns are integer micro-CNY; the schema comes from migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bentos.chain.outbox import OutboxItem
+from bentos.store.base import Base
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Base",
+    "EmbeddingRow",
+    "IdempotencyRecord",
+    "Job",
+    "OutboxItem",
+    "Persona",
+    "Settlement",
+    "StoredFile",
+    "UsageEvent",
+]
+
+Money = BigInteger  # micro-CNY (1 CNY = 1,000,000)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return mapped_column(DateTime(timezone=True), **kw)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # creator | consumer | admin
+    payout_wallet: Mapped[str | None] = mapped_column(String(42))
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class ApiKey(Base):
+    """Only the sha256 of a key and its display prefix are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200), default="*")
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+    revoked_at: Mapped[datetime | None] = _ts(nullable=True)
+
+
+class StoredFile(Base):
+    """An accepted upload; rejected uploads never get a row or a blob."""
+
+    __tablename__ = "files"
+    __table_args__ = (UniqueConstraint("owner_id", "sha256"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    audio_sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(120))  # sanitized; never used as a storage path
+    format: Mapped[str] = mapped_column(String(8))
+    duration: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    hints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    step_file_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class Persona(Base):
+    __tablename__ = "personas"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("files.id"))
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(Text, default="")
+    persona_prompt: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    visibility: Mapped[str] = mapped_column(String(10), default="private", index=True)
+    price_per_10k_chars: Mapped[int] = mapped_column(Money)
+    consent_statement: Mapped[str] = mapped_column(Text)
+    consent_at: Mapped[datetime] = _ts(default=utcnow)
+    model: Mapped[str] = mapped_column(String(40))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    sample_text: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(12), default="uploaded", index=True)
+    failure_step: Mapped[str | None] = mapped_column(String(12))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    failure_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    step_voice_id: Mapped[str | None] = mapped_column(String(100))
+    clone_duplicated: Mapped[bool] = mapped_column(Boolean, default=False)
+    clones_billed: Mapped[int] = mapped_column(Integer, default=0)
+    sample_blob_key: Mapped[str | None] = mapped_column(String(100))
+    impersonation_of: Mapped[str | None] = mapped_column(String(40))
+    impersonation_cosine: Mapped[float | None] = mapped_column(Float)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+    updated_at: Mapped[datetime] = _ts(default=utcnow, onupdate=utcnow)
+    revoked_at: Mapped[datetime | None] = _ts(nullable=True)
+
+
+class EmbeddingRow(Base):
+    __tablename__ = "embeddings"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    persona_id: Mapped[str] = mapped_column(ForeignKey("personas.id"), unique=True)
+    encoder: Mapped[str] = mapped_column(String(40))
+    version: Mapped[str] = mapped_column(String(40))
+    pretrained: Mapped[bool] = mapped_column(Boolean)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 LE; None once the persona is revoked
+    hash: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class Job(Base):
+    """A pipeline run of one persona; the persona row carries the step state itself."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    persona_id: Mapped[str] = mapped_column(ForeignKey("personas.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued|running|succeeded|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+    updated_at: Mapped[datetime] = _ts(default=utcnow, onupdate=utcnow)
+
+
+class UsageEvent(Base):
+    """Append-only: one row per successful metered request (request_id is unique)."""
+
+    __tablename__ = "usage"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100), unique=True)
+    caller_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    persona_id: Mapped[str] = mapped_column(ForeignKey("personas.id"), index=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    chars: Mapped[int] = mapped_column(Integer)
+    audio_ms: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(40))
+    unit_price: Mapped[int] = mapped_column(Money)  # micro-CNY per 10,000 chars
+    amount: Mapped[int] = mapped_column(Money)
+    creator_share: Mapped[int] = mapped_column(Money)
+    platform_share: Mapped[int] = mapped_column(Money)
+    settlement_id: Mapped[str | None] = mapped_column(ForeignKey("settlements.id"), index=True)
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class Settlement(Base):
+    __tablename__ = "settlements"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    period_start: Mapped[datetime | None] = _ts(nullable=True)
+    period_end: Mapped[datetime] = _ts(default=utcnow)
+    usage_count: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Money)  # Σ usage.amount
+    creator_amount: Mapped[int] = mapped_column(Money)  # Σ usage.creator_share: what the creator is paid
+    platform_amount: Mapped[int] = mapped_column(Money)
+    wei_amount: Mapped[str] = mapped_column(String(80))  # uint256 as decimal text
+    usage_digest: Mapped[str] = mapped_column(String(66))
+    payout_wallet: Mapped[str] = mapped_column(String(42))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = _ts(nullable=True)
+
+
+class IdempotencyRecord(Base):
+    """Stripe-style: (account, route, key) → the request's hash and the stored response."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("account_ref", "route", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    account_ref: Mapped[str] = mapped_column(String(64))  # account id, or a hash of the anonymous caller
+    route: Mapped[str] = mapped_column(String(100))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None while the first request is in flight
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _ts(default=utcnow)

@@ -1,0 +1,462 @@
+"""A small typed client for the VoxPersona platform HTTP API: one method per route, one error type.
+
+Every non-2xx answer becomes an `ApiError(status, code, message)` built from the platform's error envelope
+`{"error": {"code", "message", "retryable"}}`; a platform that cannot be reached is `ApiError(0, ...)`.
+Every POST carries an `Idempotency-Key` (a fresh one unless the caller passes its own, so a retried click
+can reuse it). The API key never appears in `repr()`/`str()` of the client.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+import httpx
+
+DEFAULT_BASE_URL = "http://127.0.0.1:3000"
+
+Role = Literal["creator", "consumer"]
+Visibility = Literal["public", "unlisted", "private"]
+AudioFormat = Literal["wav", "mp3", "flac", "opus", "pcm"]
+PersonaStatus = Literal[
+    "uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live", "failed", "revoked"
+]
+
+
+class Account(TypedDict):
+    id: str
+    name: str
+    email: str
+    role: str
+    payoutWallet: str | None
+    createdAt: str
+
+
+class SignUp(TypedDict):
+    account: Account
+    apiKey: str
+
+
+class Impersonation(TypedDict):
+    personaId: str
+    name: str
+    cosine: float
+
+
+class FileIntake(TypedDict):
+    fileId: str
+    duration: float
+    sampleRate: int
+    channels: int
+    format: str
+    hints: list[str]
+    sha256: str
+    impersonation: Impersonation | None
+
+
+class VoiceCreated(TypedDict):
+    voiceId: str
+    status: str
+    jobId: str
+
+
+class Failure(TypedDict):
+    step: str
+    code: str
+    message: str
+    retryable: bool
+
+
+class Creator(TypedDict):
+    id: str
+    name: str | None
+
+
+class EmbeddingInfo(TypedDict):
+    encoder: str
+    version: str
+    pretrained: bool
+    hash: str
+
+
+class ChainInfo(TypedDict):
+    status: str
+    txHash: str | None
+
+
+class Persona(TypedDict):
+    """A persona; `failure`, `embedding`, `chain` and the prompt are shown to its creator only."""
+
+    id: str
+    name: str
+    description: str | None
+    tags: list[str]
+    language: str
+    visibility: str
+    status: str
+    creator: Creator
+    model: str
+    sampleText: str | None
+    sampleAudioUrl: str | None
+    pricePer10kChars: int
+    calls: int
+    createdAt: str
+    revokedAt: str | None
+    personaPrompt: NotRequired[str | None]
+    failure: NotRequired[Failure | None]
+    embedding: NotRequired[EmbeddingInfo | None]
+    chain: NotRequired[ChainInfo | None]
+
+
+class PersonaPage(TypedDict):
+    data: list[Persona]
+    total: int
+
+
+class Provenance(TypedDict):
+    status: str
+    embeddingHash: str | None
+    chainRecord: NotRequired[dict[str, Any] | None]  # the documented name
+    chain: NotRequired[dict[str, Any] | None]  # what the platform sends today
+
+
+class Revoked(TypedDict):
+    id: str
+    status: str
+
+
+class UsageTotals(TypedDict):
+    calls: int
+    chars: int
+    audioSeconds: float
+    amount: int
+
+
+class UsageCall(TypedDict):
+    requestId: str
+    personaId: str
+    chars: int
+    audioSeconds: float
+    model: str
+    amount: int
+    createdAt: str
+
+
+class Earning(TypedDict):
+    personaId: str
+    name: str
+    calls: int
+    chars: int
+    amount: int
+    creatorShare: int
+    unsettled: int
+
+
+class Usage(TypedDict):
+    currency: str
+    unit: str
+    totals: UsageTotals
+    calls: list[UsageCall]
+    earnings: list[Earning]
+
+
+class Settlement(TypedDict):
+    settlementId: str
+    amount: int
+    status: str
+    txHash: str | None
+
+
+class Job(TypedDict):
+    id: str
+    personaId: str
+    state: str | None
+    step: NotRequired[str | None]
+    attempts: int
+    failure: Failure | None
+    updatedAt: str
+
+
+class Health(TypedDict):
+    status: str
+    provider: dict[str, Any]
+    chain: dict[str, Any]
+    db: dict[str, Any]
+    queue: dict[str, Any]
+
+
+class Consent(TypedDict):
+    attested: bool
+    statement: str
+
+
+class VoiceLabel(TypedDict, total=False):
+    emotion: str
+    style: str
+    language: str
+
+
+class ApiError(Exception):
+    """A refused or failed platform call: HTTP status (0 = no answer), a stable code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return f"ApiError(status={self.status}, code={self.code!r}, message={self.message!r})"
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Audio from `POST /tts` with the metering headers the platform sent along."""
+
+    audio: bytes
+    content_type: str
+    request_id: str | None
+    usage_chars: int | None
+
+
+def _error_from(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        envelope = body["error"]
+        return ApiError(
+            response.status_code,
+            str(envelope["code"]),
+            str(envelope.get("message") or envelope["code"]),
+            retryable=bool(envelope.get("retryable", False)),
+        )
+    except (ValueError, KeyError, TypeError):
+        # Not the platform's envelope (a proxy page, a framework default): keep it short and generic.
+        text = (
+            response.text.strip().splitlines()[0][:200] if response.text.strip() else response.reason_phrase
+        )
+        return ApiError(response.status_code, f"http_{response.status_code}", text or "request failed")
+
+
+class PlatformClient:
+    """One method per platform route. Use as a context manager or call `close()`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or None
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_env(cls, api_key: str | None = None) -> PlatformClient:
+        """Base URL from `VOXPERSONA_API_URL` (default 127.0.0.1:3000); the key as given."""
+        return cls(os.environ.get("VOXPERSONA_API_URL", DEFAULT_BASE_URL), api_key)
+
+    @property
+    def has_key(self) -> bool:
+        return self._api_key is not None
+
+    def __repr__(self) -> str:
+        return f"PlatformClient(base_url={self.base_url!r}, key={'set' if self._api_key else 'none'})"
+
+    __str__ = __repr__
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PlatformClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------------------
+
+    def _headers(self, *, idempotency_key: str | None = None, post: bool = False) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        if post:
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        return headers
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = self._headers(idempotency_key=idempotency_key, post=method == "POST")
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs, **extra)
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                0, "platform_timeout", f"the platform did not answer in time ({exc})", retryable=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiError(
+                0, "platform_unreachable", f"cannot reach {self.base_url} ({exc})", retryable=True
+            ) from None
+        if response.is_error:
+            raise _error_from(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    # -- accounts ----------------------------------------------------------------------------------------
+
+    def sign_up(
+        self,
+        name: str,
+        email: str,
+        role: Role,
+        payout_wallet: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> SignUp:
+        body: dict[str, Any] = {"name": name, "email": email, "role": role}
+        if payout_wallet:
+            body["payoutWallet"] = payout_wallet
+        return cast(SignUp, self._json("POST", "/accounts", json=body, idempotency_key=idempotency_key))
+
+    def me(self) -> Account:
+        return cast(Account, self._json("GET", "/accounts/me"))
+
+    # -- files and personas ------------------------------------------------------------------------------
+
+    def upload_file(
+        self, filename: str, content: bytes, content_type: str, *, idempotency_key: str | None = None
+    ) -> FileIntake:
+        files = {"file": (filename, content, content_type or "application/octet-stream")}
+        return cast(
+            FileIntake,
+            self._json("POST", "/files", files=files, idempotency_key=idempotency_key, timeout=60.0),
+        )
+
+    def create_voice(
+        self,
+        *,
+        file_id: str,
+        name: str,
+        consent: Consent,
+        visibility: Visibility = "public",
+        description: str | None = None,
+        persona_prompt: str | None = None,
+        tags: list[str] | None = None,
+        language: str | None = None,
+        price_per_10k_chars: int | None = None,
+        model: str | None = None,
+        text: str | None = None,
+        sample_text: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> VoiceCreated:
+        optional = {
+            "description": description,
+            "personaPrompt": persona_prompt,
+            "tags": tags,
+            "language": language,
+            "pricePer10kChars": price_per_10k_chars,
+            "model": model,
+            "text": text,
+            "sampleText": sample_text,
+        }
+        body: dict[str, Any] = {"fileId": file_id, "name": name, "visibility": visibility, "consent": consent}
+        body.update({k: v for k, v in optional.items() if v not in (None, "", [])})
+        return cast(VoiceCreated, self._json("POST", "/voices", json=body, idempotency_key=idempotency_key))
+
+    def get_voice(self, voice_id: str) -> Persona:
+        return cast(Persona, self._json("GET", f"/voices/{voice_id}"))
+
+    def list_voices(
+        self,
+        *,
+        q: str | None = None,
+        tag: str | None = None,
+        language: str | None = None,
+        sort: Literal["popular", "new"] = "popular",
+        limit: int = 20,
+        offset: int = 0,
+    ) -> PersonaPage:
+        params: dict[str, str | int] = {"sort": sort, "limit": limit, "offset": offset}
+        params.update({k: v for k, v in {"q": q, "tag": tag, "language": language}.items() if v})
+        return cast(PersonaPage, self._json("GET", "/voices", params=params))
+
+    def sample_audio(self, sample_audio_url: str) -> bytes:
+        """GET a persona's `sampleAudioUrl` (a path relative to the platform) with the key."""
+        return self._send("GET", sample_audio_url).content
+
+    def provenance(self, voice_id: str) -> Provenance:
+        return cast(Provenance, self._json("GET", f"/voices/{voice_id}/provenance"))
+
+    def revoke_voice(self, voice_id: str) -> Revoked:
+        return cast(Revoked, self._json("DELETE", f"/voices/{voice_id}"))
+
+    def get_job(self, job_id: str) -> Job:
+        return cast(Job, self._json("GET", f"/jobs/{job_id}"))
+
+    # -- speech ------------------------------------------------------------------------------------------
+
+    def synthesize(
+        self,
+        *,
+        voice: str,
+        text: str,
+        model: str | None = None,
+        audio_format: AudioFormat | None = None,
+        speed: float | None = None,
+        volume: float | None = None,
+        voice_label: VoiceLabel | None = None,
+        instruction: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Speech:
+        optional = {
+            "model": model,
+            "format": audio_format,
+            "speed": speed,
+            "volume": volume,
+            "voiceLabel": voice_label or None,
+            "instruction": instruction,
+        }
+        body: dict[str, Any] = {"voice": voice, "text": text}
+        body.update({k: v for k, v in optional.items() if v not in (None, "")})
+        # Streamed by the platform; the UI needs the whole clip to play it, so read it to the end here.
+        response = self._send("POST", "/tts", json=body, idempotency_key=idempotency_key, timeout=120.0)
+        chars = response.headers.get("X-Usage-Chars")
+        return Speech(
+            audio=response.content,
+            content_type=response.headers.get("Content-Type", "application/octet-stream").split(";")[0],
+            request_id=response.headers.get("X-Request-Id"),
+            usage_chars=int(chars) if chars and chars.isdigit() else None,
+        )
+
+    # -- billing -----------------------------------------------------------------------------------------
+
+    def usage(self) -> Usage:
+        return cast(Usage, self._json("GET", "/usage"))
+
+    def settle(self, *, idempotency_key: str | None = None) -> Settlement:
+        return cast(Settlement, self._json("POST", "/settlements", json={}, idempotency_key=idempotency_key))
+
+    def list_settlements(self) -> list[Settlement]:
+        return cast(list[Settlement], self._json("GET", "/settlements")["data"])
+
+    def get_settlement(self, settlement_id: str) -> Settlement:
+        return cast(Settlement, self._json("GET", f"/settlements/{settlement_id}"))
+
+    # -- operations --------------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        return cast(Health, self._json("GET", "/health"))

@@ -1,0 +1,56 @@
+"""VoxPersona app: `streamlit run streamlit_app/app.py` — talks to the platform at VOXPERSONA_API_URL."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run` puts this folder, not the repository root, on sys.path; make the package importable
+# without an editable install too.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from streamlit_app import session  # noqa: E402
+from streamlit_app.api_client import ApiError, PlatformClient  # noqa: E402
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _health(base_url: str) -> str:
+    with PlatformClient(base_url) as api:
+        try:
+            return api.health()["status"]
+        except ApiError as err:
+            return "unreachable" if err.status == 0 else f"error {err.status}"
+
+
+def _sidebar() -> None:
+    with session.client() as api:
+        base_url = api.base_url
+    status = _health(base_url)
+    colour = {"ok": "green", "degraded": "orange"}.get(status, "red")
+    st.sidebar.markdown(f"Platform :{colour}-badge[{status}]  \n`{base_url}`")
+    me = session.account()
+    if me:
+        st.sidebar.markdown(f"Signed in as **{me['name']}** · {me['role']}")
+    else:
+        st.sidebar.caption("Not signed in")
+
+
+st.set_page_config(page_title="VoxPersona", page_icon=":material/record_voice_over:", layout="wide")
+session.init()
+navigation = st.navigation(
+    {
+        "Voices": [
+            st.Page("views/discover.py", title="Discover", icon=":material/search:", default=True),
+            st.Page("views/create.py", title="Create", icon=":material/mic:"),
+            st.Page("views/persona.py", title="Persona", icon=":material/badge:"),
+            st.Page("views/generate.py", title="Generate", icon=":material/graphic_eq:"),
+        ],
+        "You": [st.Page("views/account.py", title="Account & billing", icon=":material/account_balance:")],
+    }
+)
+_sidebar()
+navigation.run()

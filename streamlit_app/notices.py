@@ -1,0 +1,31 @@
+"""How platform errors reach the user: the stable code in bold, the platform's message, what to do next."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from streamlit_app.api_client import ApiError
+
+NEXT_STEP: dict[str, str] = {
+    "file_too_large": "The file is over the upload limit — trim it to 5–10 s of speech.",
+    "unsupported_format": "Upload WAV or MP3 audio.",
+    "corrupt_audio": "The file could not be decoded — export it again as WAV or MP3.",
+    "audio_too_short": "Use at least 5 seconds of speech.",
+    "audio_too_long": "Keep it to 10 seconds or less — trim the recording.",
+    "no_speech": "No speech was found — record in a quiet room and speak clearly.",
+    "platform_unreachable": "Is the platform running? Start it with `make run`.",
+    "platform_timeout": "The platform is busy — try again in a moment.",
+}
+
+
+def show_api_error(err: ApiError, *, context: str | None = None) -> None:
+    """One error box: `context` (what failed), the code, the message, a next step when we know one."""
+    lead = f"{context}: " if context else ""
+    lines = [f"{lead}**`{err.code}`** — {err.message}"]
+    if err.code in NEXT_STEP:
+        lines.append(NEXT_STEP[err.code])
+    elif err.status in (401, 403) and err.code not in ("forbidden",):
+        lines.append("Check your API key on **Account & billing**.")
+    elif err.retryable:
+        lines.append("This is temporary — try again.")
+    st.error("  \n".join(lines), icon=":material/error:")

@@ -1,0 +1,186 @@
+"""Create: upload or record 5–10 s of speech, describe the persona, attest consent, follow the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import streamlit as st
+
+from streamlit_app import session
+from streamlit_app.api_client import ApiError, FileIntake
+from streamlit_app.money import cny_to_micro
+from streamlit_app.notices import show_api_error
+from streamlit_app.pipeline import is_final
+from streamlit_app.progress import GENERATE_PAGE, PERSONA_PAGE, follow_pipeline, show_outcome
+from streamlit_app.samples import play_sample
+
+MODELS = ("step-tts-mini", "step-tts-2", "stepaudio-2.5-tts")
+VISIBILITY = {
+    "public": "Public — listed on Discover",
+    "unlisted": "Unlisted — anyone with the id",
+    "private": "Private — only me",
+}
+LANGUAGES = {"en": "English", "zh": "Chinese"}
+CONSENT_STATEMENT = (
+    "I am the person speaking in this recording, or I have their explicit permission to create an AI voice "
+    "persona from it, and I understand others may call it for speech."
+)
+_CREATING = "vp_create_voice"  # {"voiceId", "jobId"} of the persona being created
+_INTAKES = "vp_create_intakes"  # sha256 of the audio → intake report or ApiError
+_IDEMPOTENCY = "vp_create_idempotency_key"
+
+
+def intake(name: str, content: bytes, content_type: str) -> FileIntake | ApiError:
+    """`POST /files` once per distinct audio in this session: reruns reuse the answer."""
+    digest = hashlib.sha256(content).hexdigest()
+    reports: dict[str, FileIntake | ApiError] = st.session_state.setdefault(_INTAKES, {})
+    if digest not in reports:
+        with st.spinner("Checking the audio…"), session.client() as api:
+            try:
+                reports[digest] = api.upload_file(name, content, content_type)
+            except ApiError as err:
+                reports[digest] = err
+    return reports[digest]
+
+
+def show_intake(report: FileIntake) -> None:
+    st.success(
+        f"Audio accepted: {report['duration']:.1f} s · {report['sampleRate']:,} Hz · "
+        f"{report['channels']} ch · {report['format'].upper()}",
+        icon=":material/check_circle:",
+    )
+    for hint in report.get("hints") or []:
+        st.caption(f"💡 {hint}")
+    match = report.get("impersonation")
+    if match:
+        st.warning(
+            f"This voice closely matches the existing persona **{match['name']}** "
+            f"(similarity {match['cosine']:.2f}). Only create it if it is your own voice.",
+            icon=":material/warning:",
+        )
+
+
+def audio_step() -> FileIntake | None:
+    st.subheader("1 · Your voice")
+    source = st.radio("Voice sample", ["Upload a file", "Record"], horizontal=True)
+    audio: Any
+    if source == "Upload a file":
+        audio = st.file_uploader("WAV or MP3 — 5 to 10 seconds of your speech", type=["wav", "mp3"])
+    else:
+        audio = st.audio_input("Record 5 to 10 seconds — read a sentence or two naturally")
+    if audio is None:
+        st.caption("Speak alone, in a quiet room, close to the microphone.")
+        return None
+    report = intake(audio.name, audio.getvalue(), audio.type or "application/octet-stream")
+    if isinstance(report, ApiError):
+        show_api_error(report, context="This audio can't be used")
+        return None
+    show_intake(report)
+    return report
+
+
+def details_step(report: FileIntake | None) -> None:
+    st.subheader("2 · The persona")
+    with st.form("persona"):
+        name = st.text_input("Name *", max_chars=80, placeholder="e.g. Calm Narrator")
+        description = st.text_area("Description", max_chars=500, placeholder="What this voice is good for")
+        persona_prompt = st.text_area(
+            "Persona prompt", max_chars=1000, placeholder="Speaking style, character, pace…"
+        )
+        tags_text = st.text_input("Tags", placeholder="comma-separated, e.g. narrator, calm")
+        left, middle, right = st.columns(3)
+        language = left.selectbox("Language", list(LANGUAGES), format_func=LANGUAGES.__getitem__)
+        visibility = middle.selectbox("Visibility", list(VISIBILITY), format_func=VISIBILITY.__getitem__)
+        model = right.selectbox("Voice model", MODELS)
+        price = st.number_input(
+            "Price to callers, CNY per 10,000 characters",
+            min_value=0.0,
+            value=None,
+            step=0.1,
+            format="%.2f",
+            placeholder="the model's list price",
+        )
+        transcript = st.text_area("Transcript of the recording (optional — improves cloning)", max_chars=500)
+        sample_text = st.text_input("Preview sentence (≤ 50 characters)", max_chars=50)
+        st.markdown("**Consent**")
+        statement = st.text_area("Consent statement", value=CONSENT_STATEMENT, max_chars=1000)
+        attested = st.checkbox("I attest to the statement above")
+        submitted = st.form_submit_button("Create persona", type="primary", icon=":material/auto_awesome:")
+
+    if not submitted:
+        return
+    problems = []
+    if report is None:
+        problems.append("Add a voice sample the platform accepts (step 1).")
+    if not name.strip():
+        problems.append("Give the persona a name.")
+    if not attested or not statement.strip():
+        problems.append("Consent is required: tick the attestation box.")
+    if problems:
+        st.error("  \n".join(problems), icon=":material/error:")
+        return
+    assert report is not None
+    idempotency_key = st.session_state.setdefault(_IDEMPOTENCY, str(uuid.uuid4()))
+    with session.client() as api:
+        try:
+            created = api.create_voice(
+                file_id=report["fileId"],
+                name=name.strip(),
+                description=description.strip() or None,
+                persona_prompt=persona_prompt.strip() or None,
+                tags=[t.strip() for t in tags_text.split(",") if t.strip()] or None,
+                language=language,
+                visibility=visibility,  # type: ignore[arg-type]
+                price_per_10k_chars=None if price is None else cny_to_micro(price),
+                model=model,
+                text=transcript.strip() or None,
+                sample_text=sample_text.strip() or None,
+                consent={"attested": True, "statement": statement.strip()},
+                idempotency_key=idempotency_key,
+            )
+        except ApiError as err:
+            show_api_error(err, context="The persona was not created")
+            if err.status == 409:  # same key, different body: the next click is a new request
+                st.session_state.pop(_IDEMPOTENCY, None)
+            return
+    st.session_state.pop(_IDEMPOTENCY, None)
+    st.session_state[_CREATING] = {"voiceId": created["voiceId"], "jobId": created["jobId"]}
+    st.rerun()
+
+
+def pipeline_step(voice_id: str, job_id: str | None) -> None:
+    st.subheader("3 · Bringing it to life")
+    st.caption(f"Persona id `{voice_id}`")
+    with session.client() as api:
+        try:
+            persona = api.get_voice(voice_id)
+        except ApiError as err:
+            show_api_error(err, context="Could not read the persona")
+            persona = None
+    if persona is not None and is_final(persona["status"]):
+        show_outcome(persona)
+        if persona["status"] == "live":
+            play_sample(persona)
+            open_col, speak_col, _ = st.columns([1, 1, 3])
+            if open_col.button("Open persona page", icon=":material/open_in_new:"):
+                st.switch_page(PERSONA_PAGE, query_params={"id": voice_id})
+            if speak_col.button("Generate speech", icon=":material/graphic_eq:"):
+                st.switch_page(GENERATE_PAGE, query_params={"voice": voice_id})
+    elif persona is not None:
+        follow_pipeline(voice_id, job_id)
+    if st.button("Create another persona", icon=":material/add:"):
+        st.session_state[_CREATING] = None
+        st.rerun()
+
+
+st.title("Create a voice persona")
+me = session.require_account()
+if me["role"] != "creator":
+    st.warning("You are signed in as a consumer; publishing personas needs a creator account.")
+creating = st.session_state.get(_CREATING)
+if creating:
+    pipeline_step(creating["voiceId"], creating.get("jobId"))
+else:
+    details_step(audio_step())

@@ -1,0 +1,110 @@
+"""Persona page: details, sample audio, provenance and chain status; the creator can revoke it here."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from streamlit_app import session
+from streamlit_app.api_client import ApiError, Persona
+from streamlit_app.money import format_cny
+from streamlit_app.notices import show_api_error
+from streamlit_app.pipeline import badge, is_final
+from streamlit_app.progress import GENERATE_PAGE, follow_pipeline, show_outcome
+from streamlit_app.samples import play_sample
+
+PROVENANCE_TEXT = {
+    "registered": ("green", "Registered on chain — the embedding on record matches this voice."),
+    "pending": ("blue", "Registration on chain is pending."),
+    "revoked": ("gray", "Revoked on chain by its creator."),
+    "mismatch": ("red", "The on-chain record does not match this voice's embedding."),
+    "unregistered": ("orange", "Not registered on chain."),
+}
+
+
+def details(persona: Persona) -> None:
+    st.markdown(f"# {persona['name']} {badge(persona['status'])}")
+    st.caption(
+        f"by {persona['creator']['name'] or 'unknown'} · {persona['visibility']} · {persona['language']} · "
+        f"model {persona['model']} · created {persona['createdAt']}"
+    )
+    if persona["tags"]:
+        st.markdown(" ".join(f":violet-badge[{tag}]" for tag in persona["tags"]))
+    if persona.get("description"):
+        st.write(persona["description"])
+    if persona.get("personaPrompt"):
+        st.markdown(f"**Persona prompt** — {persona['personaPrompt']}")
+    price_col, calls_col = st.columns(2)
+    price_col.metric("Price per 10k characters", format_cny(persona["pricePer10kChars"]))
+    calls_col.metric("Calls", f"{persona['calls']:,}")
+
+
+def provenance(persona: Persona) -> None:
+    st.subheader("Provenance")
+    embedding = persona.get("embedding")
+    if embedding:
+        trained = "pretrained" if embedding["pretrained"] else "not pretrained"
+        st.markdown(
+            f"Embedding by **{embedding['encoder']}** v{embedding['version']} ({trained})  \n"
+            f"hash `{embedding['hash']}`"
+        )
+    chain = persona.get("chain")
+    if chain:
+        st.markdown(
+            f"Chain: **{chain['status']}**" + (f" · tx `{chain['txHash']}`" if chain["txHash"] else "")
+        )
+    with session.client() as api:
+        try:
+            record = api.provenance(persona["id"])
+        except ApiError as err:
+            show_api_error(err, context="Provenance unavailable")
+            return
+    colour, text = PROVENANCE_TEXT.get(record["status"], ("gray", record["status"]))
+    st.markdown(f":{colour}-badge[{record['status']}] {text}")
+    on_chain = record.get("chainRecord") or record.get("chain")
+    if on_chain:
+        with st.expander("On-chain record"):
+            st.json(on_chain)
+
+
+def revoke(persona: Persona) -> None:
+    st.subheader("Revoke")
+    st.caption("Stops its speech at once, deletes its audio and embedding, revokes it on chain.")
+    sure = st.checkbox(f"I want to revoke **{persona['name']}** permanently")
+    if st.button("Revoke persona", type="primary", disabled=not sure, icon=":material/delete:"):
+        with session.client() as api:
+            try:
+                api.revoke_voice(persona["id"])
+            except ApiError as err:
+                show_api_error(err, context="Not revoked")
+                return
+        st.rerun()
+
+
+voice_id = st.query_params.get("id") or st.text_input("Persona id", placeholder="paste a persona id")
+if not voice_id:
+    st.info("Open a persona from **Discover**, or paste its id above.")
+    st.stop()
+st.query_params["id"] = voice_id  # bookmarkable
+
+me = session.account()
+with session.client() as api:
+    try:
+        persona = api.get_voice(voice_id)
+    except ApiError as err:
+        show_api_error(err, context="Could not load this persona")
+        st.stop()
+
+details(persona)
+if is_final(persona["status"]):
+    show_outcome(persona)
+else:
+    follow_pipeline(persona["id"])
+if persona["status"] == "live":
+    play_sample(persona)
+    if st.button("Generate speech with this voice", icon=":material/graphic_eq:"):
+        st.switch_page(GENERATE_PAGE, query_params={"voice": persona["id"]})
+st.divider()
+provenance(persona)
+if me is not None and me["id"] == persona["creator"]["id"] and persona["status"] != "revoked":
+    st.divider()
+    revoke(persona)

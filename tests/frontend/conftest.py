@@ -1,0 +1,46 @@
+"""Front-end fixtures: the fake platform served over real HTTP, and AppTest runs of the Streamlit pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fake_platform import FakePlatform, FakePlatformServer
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "streamlit_app" / "app.py"
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakePlatformServer]:
+    server = FakePlatformServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(fake_server: FakePlatformServer) -> FakePlatform:
+    """The fake platform's state, with the request log cleared for this test."""
+    fake_server.state.requests.clear()
+    return fake_server.state
+
+
+@pytest.fixture
+def open_app(fake_server: FakePlatformServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
+    """`open_app("views/create.py", api_key=...)`: the app, pointed at the fake platform, on that page."""
+    monkeypatch.setenv("VOXPERSONA_API_URL", fake_server.base_url)
+    monkeypatch.delenv("VOXPERSONA_API_KEY", raising=False)
+
+    def open_page(page: str | None = None, *, api_key: str | None = None, **query: str) -> AppTest:
+        app = AppTest.from_file(str(APP), default_timeout=20)
+        if api_key:
+            app.session_state["vp_api_key"] = api_key
+        app.run()
+        if page:
+            app.query_params.update(query)
+            app.switch_page(page).run()
+        return app
+
+    return open_page

@@ -1,0 +1,483 @@
+"""A small in-memory stand-in for the platform HTTP API, served for real by uvicorn on a free loopback port.
+
+It speaks the documented contract (shapes, error envelope, Bearer keys, Idempotency-Key) so the front end can
+be tested before — and independently of — the real platform. The pipeline advances one step per
+`GET /voices/{id}`; a persona whose name contains "doomed" fails at the clone step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+import wave
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+PIPELINE = ("uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live")
+CREATOR_SHARE_BPS = 7000
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def tone_wav(seconds: float, rate: int = 16_000) -> bytes:
+    """A mono 16-bit WAV of `seconds` (a soft square-ish tone; content does not matter to the fake)."""
+    frames = int(seconds * rate)
+    pattern = (b"\x00\x10" * 20) + (b"\x00\xf0" * 20)
+    data = (pattern * (frames // 40 + 1))[: frames * 2]
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(data)
+    return buffer.getvalue()
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str, retryable: bool = False) -> None:
+        self.status, self.code, self.message, self.retryable = status, code, message, retryable
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class FakePlatform:
+    """The state behind the fake API; tests read `requests` and seed personas with `add_live_persona`."""
+
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # api key → account id
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    personas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    settlements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str, str], tuple[str, int, Any]] = field(default_factory=dict)
+    requests: list[SeenRequest] = field(default_factory=list)
+    base_url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def new_account(self, name: str, role: str = "creator") -> tuple[dict[str, Any], str]:
+        account: dict[str, Any] = {
+            "id": f"acc_{uuid.uuid4().hex[:12]}",
+            "name": name,
+            "email": f"{name.lower().replace(' ', '.')}@example.com",
+            "role": role,
+            "payoutWallet": None,
+            "createdAt": now(),
+        }
+        key = f"vpk_{secrets.token_urlsafe(24)}"
+        self.accounts[account["id"]] = account
+        self.keys[key] = account["id"]
+        return account, key
+
+    def add_live_persona(self, creator_id: str, name: str, **fields: Any) -> dict[str, Any]:
+        persona = self._persona(creator_id, {"name": name, "visibility": "public", **fields}, status="live")
+        return persona
+
+    def _persona(self, creator_id: str, body: dict[str, Any], status: str = "uploaded") -> dict[str, Any]:
+        voice_id = f"voice_{uuid.uuid4().hex[:12]}"
+        creator = self.accounts[creator_id]
+        persona = {
+            "id": voice_id,
+            "name": body["name"],
+            "description": body.get("description"),
+            "personaPrompt": body.get("personaPrompt"),
+            "tags": body.get("tags") or [],
+            "language": body.get("language") or "en",
+            "visibility": body.get("visibility") or "public",
+            "status": status,
+            "failure": None,
+            "creator": {"id": creator["id"], "name": creator["name"]},
+            "model": body.get("model") or "step-tts-mini",
+            "sampleText": body.get("sampleText"),
+            "sampleAudioUrl": f"/voices/{voice_id}/sample" if status == "live" else None,
+            "pricePer10kChars": int(body.get("pricePer10kChars", 500_000)),
+            "calls": int(body.get("calls", 0)),
+            "createdAt": now(),
+            "revokedAt": None,
+            "embedding": {"encoder": "seeded", "version": "1", "pretrained": False, "hash": "0x" + "ab" * 32},
+            "chain": {"status": "registered", "txHash": "0x" + "cd" * 32} if status == "live" else None,
+            "_job": f"job_{uuid.uuid4().hex[:12]}",
+        }
+        self.personas[voice_id] = persona
+        return persona
+
+
+def public(persona: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in persona.items() if not k.startswith("_")}
+
+
+def build_app(state: FakePlatform) -> FastAPI:
+    app = FastAPI()
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        body = {"error": {"code": exc.code, "message": exc.message, "retryable": exc.retryable}}
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Any:
+        state.requests.append(SeenRequest(request.method, request.url.path, dict(request.headers)))
+        return await call_next(request)
+
+    def caller(request: Request, *, required: bool = True) -> dict[str, Any] | None:
+        header = request.headers.get("authorization", "")
+        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        account_id = state.keys.get(key)
+        if account_id is None:
+            if required or key:
+                raise Refused(401, "unauthorized", "a valid API key is required")
+            return None
+        return state.accounts[account_id]
+
+    def idempotent(request: Request, route: str, body: bytes, account_id: str, make: Any) -> JSONResponse:
+        key = request.headers.get("idempotency-key")
+        digest = hashlib.sha256(body).hexdigest()
+        if key and (key, account_id, route) in state.idempotency:
+            stored_digest, status, stored = state.idempotency[(key, account_id, route)]
+            if stored_digest != digest:
+                raise Refused(409, "idempotency_conflict", "this Idempotency-Key was used with another body")
+            return JSONResponse(stored, status_code=status)
+        status, payload = make()
+        if key:
+            state.idempotency[(key, account_id, route)] = (digest, status, payload)
+        return JSONResponse(payload, status_code=status)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "provider": {"ok": True},
+            "chain": {"ok": True},
+            "db": {"ok": True},
+            "queue": {},
+        }
+
+    @app.post("/accounts")
+    async def sign_up(request: Request) -> JSONResponse:
+        raw = await request.body()
+        body = json.loads(raw or b"{}")
+
+        def make() -> tuple[int, Any]:
+            if not body.get("name") or "@" not in str(body.get("email", "")):
+                raise Refused(422, "invalid_request", "name and a valid email are required")
+            if body.get("role") not in ("creator", "consumer"):
+                raise Refused(422, "invalid_request", "role must be creator or consumer")
+            account, key = state.new_account(body["name"], body["role"])
+            account.update(email=body["email"], payoutWallet=body.get("payoutWallet"))
+            return 201, {"account": account, "apiKey": key}
+
+        return idempotent(request, "POST /accounts", raw, "-", make)
+
+    @app.get("/accounts/me")
+    def me(request: Request) -> dict[str, Any]:
+        return caller(request) or {}
+
+    @app.post("/files")
+    async def upload(request: Request, file: UploadFile = File(...)) -> JSONResponse:
+        account = caller(request)
+        assert account is not None
+        content = await file.read()
+        if content.startswith(b"RIFF"):
+            try:
+                with wave.open(io.BytesIO(content)) as clip:
+                    rate, channels = clip.getframerate(), clip.getnchannels()
+                    duration = clip.getnframes() / rate
+            except (wave.Error, EOFError) as exc:
+                raise Refused(422, "corrupt_audio", f"the WAV data cannot be decoded ({exc})") from None
+            fmt = "wav"
+        elif content.startswith(b"ID3") or content[:2] in (b"\xff\xfb", b"\xff\xf3"):
+            rate, channels, duration, fmt = 24_000, 1, 6.0, "mp3"
+        else:
+            raise Refused(415, "unsupported_format", "only WAV and MP3 audio are accepted")
+        if duration < 5.0:
+            raise Refused(422, "audio_too_short", f"the audio is {duration:.1f} s; at least 5 s is needed")
+        if duration > 10.0:
+            raise Refused(422, "audio_too_long", f"the audio is {duration:.1f} s; at most 10 s is accepted")
+        file_id = f"file_{uuid.uuid4().hex[:12]}"
+        report = {
+            "fileId": file_id,
+            "duration": round(duration, 2),
+            "sampleRate": rate,
+            "channels": channels,
+            "format": fmt,
+            "hints": ["the recording is quiet; it was loudness-normalized"],
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "impersonation": None,
+        }
+        state.files[file_id] = {"owner": account["id"], **report}
+        return JSONResponse(report, status_code=201)
+
+    @app.post("/voices")
+    async def create_voice(request: Request) -> JSONResponse:
+        account = caller(request)
+        assert account is not None
+        raw = await request.body()
+        body = json.loads(raw or b"{}")
+
+        def make() -> tuple[int, Any]:
+            if body.get("fileId") not in state.files:
+                raise Refused(404, "file_not_found", "upload the audio first")
+            if not (body.get("consent") or {}).get("attested"):
+                raise Refused(422, "consent_required", "the speaker's consent must be attested")
+            persona = state._persona(account["id"], body)
+            return 202, {"voiceId": persona["id"], "status": persona["status"], "jobId": persona["_job"]}
+
+        return idempotent(request, "POST /voices", raw, account["id"], make)
+
+    def visible(persona_id: str, account: dict[str, Any] | None) -> dict[str, Any]:
+        persona = state.personas.get(persona_id)
+        mine = account is not None and persona is not None and persona["creator"]["id"] == account["id"]
+        if persona is None or (persona["visibility"] == "private" and not mine):
+            raise Refused(404, "voice_not_found", "no such persona")
+        return persona
+
+    def advance(persona: dict[str, Any]) -> None:
+        if persona["status"] not in PIPELINE or persona["status"] == "live":
+            return
+        following = PIPELINE[PIPELINE.index(persona["status"]) + 1]
+        if following == "cloned" and "doomed" in persona["name"].lower():
+            persona["status"] = "failed"
+            persona["failure"] = {
+                "step": "cloned",
+                "code": "provider_auth_failed",
+                "message": "StepFun rejected the API key",
+                "retryable": False,
+            }
+            return
+        persona["status"] = following
+        if following == "live":
+            persona["sampleAudioUrl"] = f"/voices/{persona['id']}/sample"
+            persona["chain"] = {"status": "registered", "txHash": "0x" + "cd" * 32}
+
+    @app.get("/voices")
+    def discover(
+        request: Request,
+        q: str = "",
+        tag: str = "",
+        language: str = "",
+        sort: str = "popular",
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        caller(request, required=False)
+        found = [
+            p
+            for p in state.personas.values()
+            if p["visibility"] == "public"
+            and p["status"] == "live"
+            and (not q or q.lower() in f"{p['name']} {p['description'] or ''}".lower())
+            and (not tag or tag in p["tags"])
+            and (not language or p["language"] == language)
+        ]
+        found.sort(
+            key=(lambda p: -p["calls"]) if sort == "popular" else (lambda p: p["createdAt"]), reverse=False
+        )
+        return {"data": [public(p) for p in found[offset : offset + limit]], "total": len(found)}
+
+    @app.get("/voices/{voice_id}")
+    def voice(voice_id: str, request: Request) -> dict[str, Any]:
+        persona = visible(voice_id, caller(request, required=False))
+        advance(persona)
+        return public(persona)
+
+    @app.get("/voices/{voice_id}/sample")
+    def sample(voice_id: str, request: Request) -> Response:
+        persona = visible(voice_id, caller(request))
+        if persona["status"] != "live":
+            raise Refused(404, "sample_not_found", "no sample yet")
+        return Response(tone_wav(1.0), media_type="audio/wav")
+
+    @app.get("/voices/{voice_id}/provenance")
+    def provenance(voice_id: str, request: Request) -> dict[str, Any]:
+        persona = visible(voice_id, caller(request, required=False))
+        status = {"live": "registered", "revoked": "revoked"}.get(persona["status"], "pending")
+        record = {"personaId": voice_id, "creator": persona["creator"]["id"], "block": 7}
+        return {"status": status, "embeddingHash": persona["embedding"]["hash"], "chainRecord": record}
+
+    @app.delete("/voices/{voice_id}")
+    def revoke(voice_id: str, request: Request) -> dict[str, Any]:
+        account = caller(request)
+        persona = visible(voice_id, account)
+        if account is None or persona["creator"]["id"] != account["id"]:
+            raise Refused(403, "forbidden", "only the creator can revoke a persona")
+        persona.update(status="revoked", revokedAt=now(), sampleAudioUrl=None)
+        return {"id": voice_id, "status": "revoked"}
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: str, request: Request) -> dict[str, Any]:
+        caller(request)
+        persona = next((p for p in state.personas.values() if p["_job"] == job_id), None)
+        if persona is None:
+            raise Refused(404, "job_not_found", "no such job")
+        return {
+            "id": job_id,
+            "personaId": persona["id"],
+            "state": persona["status"],
+            "step": persona["status"],
+            "attempts": 1,
+            "failure": persona["failure"],
+            "updatedAt": now(),
+        }
+
+    @app.post("/tts")
+    async def tts(request: Request) -> Response:
+        account = caller(request)
+        assert account is not None
+        body = json.loads(await request.body() or b"{}")
+        persona = visible(str(body.get("voice")), account)
+        if persona["status"] != "live":
+            raise Refused(409, "voice_not_live", f"the persona is {persona['status']}")
+        text = str(body.get("text") or "")
+        if not text.strip():
+            raise Refused(422, "invalid_request", "text is empty")
+        request_id = f"req_{uuid.uuid4().hex[:12]}"
+        chars = len(text)
+        amount = (chars * persona["pricePer10kChars"] + 5_000) // 10_000
+        persona["calls"] += 1
+        state.usage.append(
+            {
+                "requestId": request_id,
+                "personaId": persona["id"],
+                "caller": account["id"],
+                "creator": persona["creator"]["id"],
+                "chars": chars,
+                "audioSeconds": 1.0,
+                "model": body.get("model") or persona["model"],
+                "amount": amount,
+                "createdAt": now(),
+                "settled": False,
+            }
+        )
+        headers = {"X-Request-Id": request_id, "X-Usage-Chars": str(chars)}
+        return Response(tone_wav(1.0), media_type="audio/wav", headers=headers)
+
+    @app.get("/usage")
+    def usage(request: Request) -> dict[str, Any]:
+        account = caller(request)
+        assert account is not None
+        mine = [u for u in state.usage if u["caller"] == account["id"]]
+        earnings: dict[str, dict[str, Any]] = {}
+        for u in state.usage:
+            if u["creator"] != account["id"]:
+                continue
+            e = earnings.setdefault(
+                u["personaId"],
+                {
+                    "personaId": u["personaId"],
+                    "name": state.personas[u["personaId"]]["name"],
+                    "calls": 0,
+                    "chars": 0,
+                    "amount": 0,
+                    "creatorShare": 0,
+                    "unsettled": 0,
+                },
+            )
+            share = u["amount"] * CREATOR_SHARE_BPS // 10_000
+            e["calls"] += 1
+            e["chars"] += u["chars"]
+            e["amount"] += u["amount"]
+            e["creatorShare"] += share
+            e["unsettled"] += 0 if u["settled"] else share
+        fields = ("requestId", "personaId", "chars", "audioSeconds", "model", "amount", "createdAt")
+        return {
+            "currency": "CNY",
+            "unit": "micro",
+            "totals": {
+                "calls": len(mine),
+                "chars": sum(u["chars"] for u in mine),
+                "audioSeconds": sum(u["audioSeconds"] for u in mine),
+                "amount": sum(u["amount"] for u in mine),
+            },
+            "calls": [{k: u[k] for k in fields} for u in mine],
+            "earnings": list(earnings.values()),
+        }
+
+    @app.post("/settlements")
+    async def settle(request: Request) -> JSONResponse:
+        account = caller(request)
+        assert account is not None
+        raw = await request.body()
+
+        def make() -> tuple[int, Any]:
+            rows = [u for u in state.usage if u["creator"] == account["id"] and not u["settled"]]
+            amount = sum(u["amount"] * CREATOR_SHARE_BPS // 10_000 for u in rows)
+            if amount <= 0:
+                raise Refused(409, "nothing_to_settle", "there are no unsettled earnings")
+            for u in rows:
+                u["settled"] = True
+            settlement = {
+                "settlementId": f"stl_{uuid.uuid4().hex[:12]}",
+                "amount": amount,
+                "status": "pending",
+                "txHash": None,
+                "_owner": account["id"],
+            }
+            state.settlements[settlement["settlementId"]] = settlement
+            return 201, public(settlement)
+
+        return idempotent(request, "POST /settlements", raw, account["id"], make)
+
+    @app.get("/settlements")
+    def settlements(request: Request) -> dict[str, Any]:
+        account = caller(request)
+        assert account is not None
+        return {"data": [public(s) for s in state.settlements.values() if s["_owner"] == account["id"]]}
+
+    @app.get("/settlements/{settlement_id}")
+    def settlement(settlement_id: str, request: Request) -> dict[str, Any]:
+        account = caller(request)
+        found = state.settlements.get(settlement_id)
+        if found is None or account is None or found["_owner"] != account["id"]:
+            raise Refused(404, "settlement_not_found", "no such settlement")
+        found.update(status="confirmed", txHash="0x" + "ef" * 32)
+        return public(found)
+
+    return app
+
+
+class FakePlatformServer:
+    """uvicorn serving `build_app` in a background thread on 127.0.0.1 and a free port."""
+
+    def __init__(self) -> None:
+        self.state = FakePlatform()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        port = self._socket.getsockname()[1]
+        self.base_url = self.state.base_url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(build_app(self.state), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the fake platform did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._socket.close()

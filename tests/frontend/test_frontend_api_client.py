@@ -1,0 +1,109 @@
+"""The platform client over real HTTP: errors become ApiError with the platform's code, keys stay secret."""
+
+from __future__ import annotations
+
+import pytest
+from fake_platform import FakePlatform, FakePlatformServer, tone_wav
+
+from streamlit_app.api_client import ApiError, Consent, PlatformClient
+
+
+def test_sign_up_then_me_uses_the_key_as_a_bearer_token(
+    fake_server: FakePlatformServer, fake: FakePlatform
+) -> None:
+    with PlatformClient(fake_server.base_url) as anonymous:
+        signed_up = anonymous.sign_up("Ada", "ada@example.com", "creator")
+    key = signed_up["apiKey"]
+    with PlatformClient(fake_server.base_url, key) as api:
+        me = api.me()
+    assert me["id"] == signed_up["account"]["id"]
+    seen = [r for r in fake.requests if r.path == "/accounts/me"]
+    assert seen[-1].headers["authorization"] == f"Bearer {key}"
+
+
+def test_error_envelope_becomes_api_error_with_its_code(fake_server: FakePlatformServer) -> None:
+    _, key = fake_server.state.new_account("Short Clip")
+    with PlatformClient(fake_server.base_url, key) as api, pytest.raises(ApiError) as raised:
+        api.upload_file("short.wav", tone_wav(2.0), "audio/wav")
+    assert raised.value.status == 422
+    assert raised.value.code == "audio_too_short"
+    assert "5 s" in raised.value.message
+
+
+def test_every_audio_rejection_keeps_its_code(fake_server: FakePlatformServer) -> None:
+    _, key = fake_server.state.new_account("Many Files")
+    cases = {
+        "unsupported_format": b"%PDF-1.7 not audio",
+        "corrupt_audio": b"RIFF\x00\x00\x00\x00WAVEjunk",
+        "audio_too_long": tone_wav(12.0),
+    }
+    with PlatformClient(fake_server.base_url, key) as api:
+        for code, content in cases.items():
+            with pytest.raises(ApiError) as raised:
+                api.upload_file("clip.wav", content, "audio/wav")
+            assert raised.value.code == code
+
+
+def test_missing_key_is_refused_as_unauthorized(fake_server: FakePlatformServer) -> None:
+    with PlatformClient(fake_server.base_url) as api, pytest.raises(ApiError) as raised:
+        api.usage()
+    assert (raised.value.status, raised.value.code) == (401, "unauthorized")
+
+
+def test_every_post_carries_an_idempotency_key(fake_server: FakePlatformServer, fake: FakePlatform) -> None:
+    _, key = fake.new_account("Poster")
+    with PlatformClient(fake_server.base_url, key) as api:
+        intake = api.upload_file("six.wav", tone_wav(6.0), "audio/wav")
+        api.create_voice(
+            file_id=intake["fileId"], name="Six", consent={"attested": True, "statement": "mine"}
+        )
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert [r.path for r in posts] == ["/files", "/voices"]
+    keys = [r.headers.get("idempotency-key") for r in posts]
+    assert all(keys) and len(set(keys)) == 2
+
+
+def test_replayed_idempotency_key_returns_the_same_persona(fake_server: FakePlatformServer) -> None:
+    _, key = fake_server.state.new_account("Replayer")
+    consent: Consent = {"attested": True, "statement": "mine"}
+    with PlatformClient(fake_server.base_url, key) as api:
+        file_id = api.upload_file("six.wav", tone_wav(6.0), "audio/wav")["fileId"]
+        first = api.create_voice(file_id=file_id, name="Once", consent=consent, idempotency_key="k-1")
+        again = api.create_voice(file_id=file_id, name="Once", consent=consent, idempotency_key="k-1")
+        with pytest.raises(ApiError) as raised:
+            api.create_voice(file_id=file_id, name="Other", consent=consent, idempotency_key="k-1")
+    assert again["voiceId"] == first["voiceId"]
+    assert (raised.value.status, raised.value.code) == (409, "idempotency_conflict")
+
+
+def test_speech_returns_audio_and_metering_headers(fake_server: FakePlatformServer) -> None:
+    creator, key = fake_server.state.new_account("Speaker")
+    persona = fake_server.state.add_live_persona(creator["id"], "Narrator")
+    with PlatformClient(fake_server.base_url, key) as api:
+        speech = api.synthesize(voice=persona["id"], text="Hello there", audio_format="wav", speed=1.2)
+        usage = api.usage()
+    assert speech.audio.startswith(b"RIFF") and speech.content_type == "audio/wav"
+    assert speech.usage_chars == 11
+    assert [c["requestId"] for c in usage["calls"]] == [speech.request_id]
+
+
+def test_key_never_appears_in_repr_or_str() -> None:
+    secret = "vpk_super-secret-value"
+    client = PlatformClient("http://127.0.0.1:9", secret)
+    assert secret not in repr(client) and secret not in str(client)
+    assert "key=set" in repr(client)
+    client.close()
+
+
+def test_unreachable_platform_is_an_api_error_not_a_crash() -> None:
+    with PlatformClient("http://127.0.0.1:9", timeout=2) as api, pytest.raises(ApiError) as raised:
+        api.health()
+    assert (raised.value.status, raised.value.code) == (0, "platform_unreachable")
+    assert raised.value.retryable
+
+
+def test_non_envelope_error_still_has_a_code(fake_server: FakePlatformServer) -> None:
+    with PlatformClient(fake_server.base_url) as api, pytest.raises(ApiError) as raised:
+        api.get_settlement("../../nowhere/at/all")
+    assert raised.value.status == 404
+    assert raised.value.code  # either the platform's code or http_404
