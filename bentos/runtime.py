@@ -9,7 +9,10 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import numpy as np
 
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -81,6 +84,9 @@ class Platform:
         self._stop = threading.Event()
         self._outbox_thread: threading.Thread | None = None
         self.chain_error: str | None = None
+        # Set by the BentoML service: embed through the SpeakerEncoder service (adaptive batching) instead of
+        # the in-process encoder. Takes float32 16 kHz clips, returns one result dict per clip.
+        self.remote_embed: Callable[[list[np.ndarray]], Awaitable[list[dict[str, Any]]]] | None = None
 
     # --- chain ----------------------------------------------------------------------------------------------
 

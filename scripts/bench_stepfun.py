@@ -2,7 +2,7 @@
 real-time factor, and client overhead per call. Prints a table and writes bench_results/stepfun.json.
 
 Generated speakers are far more consistent than real uploads: these numbers rank versions of the engine,
-they do not predict how a real voice would sound. Each reference's own base voice is held out of the candidates.
+they do not predict how a real voice would sound. Each reference's own base voice is held out.
 
     .venv/bin/python scripts/bench_stepfun.py [--speakers 6] [--calls 50]
 """
@@ -107,15 +107,11 @@ def main() -> None:
     mean_a = statistics.mean(float(r["adapted"]) for r in rows)  # type: ignore[arg-type]
     print(f"{'mean':65} {mean_u:9.3f} {mean_a:8.3f}")
     print(f"\nemulator synthesis real-time factor: {rtf:.3f} (1 CPU thread)")
+    o = overhead
     print(
-        "client overhead per call (GET system_voices, n={}): median {:.2f} ms, p95 {:.2f} ms; raw httpx median "
-        "{:.2f} ms → overhead {:.2f} ms".format(
-            args.calls,
-            overhead["client_median_ms"],
-            overhead["client_p95_ms"],
-            overhead["raw_median_ms"],
-            overhead["overhead_median_ms"],
-        )
+        f"client per call (GET system_voices, n={args.calls}): median {o['client_median_ms']:.2f} ms, "
+        f"p95 {o['client_p95_ms']:.2f} ms; raw httpx median {o['raw_median_ms']:.2f} ms, "
+        f"overhead {o['overhead_median_ms']:.2f} ms"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {

@@ -23,7 +23,8 @@ def _envelope(status: int, code: str, message: str, retryable: bool = False) -> 
     return JSONResponse({"error": {"code": code, "message": message, "retryable": retryable}}, status_code=status)
 
 
-def create_app(platform: Platform) -> FastAPI:
+def create_app(platform: Platform | None) -> FastAPI:
+    """platform may be set later on app.state.platform (the BentoML service builds it in its __init__)."""
     app = FastAPI(title="VoxPersona", version="0.1.0",
                   description="Upload a voice, shape a persona, let others call it — metered and anchored on chain.")  # fmt: skip
     app.state.platform = platform
@@ -52,7 +53,8 @@ def create_app(platform: Platform) -> FastAPI:
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > platform.server.max_upload_bytes + 1_000_000:
+        limit = request.app.state.platform.server.max_upload_bytes + 1_000_000
+        if length and length.isdigit() and int(length) > limit:
             return _envelope(413, "file_too_large", "the request body is larger than the upload limit")
         start = time.perf_counter()
         response = await call_next(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -14,7 +15,7 @@ from bentos.api.schemas import EmbedRequest
 from bentos.errors import not_found
 from bentos.store.db import ping
 from bentos.store.models import StoredFile
-from encoders import load_audio
+from encoders import AudioClip, load_audio
 
 router = APIRouter(tags=["operations"])
 
@@ -42,14 +43,26 @@ def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/embeddings")
-def embed_file(body: EmbedRequest, request: Request) -> dict[str, Any]:
-    """Embed one of your uploads with the configured encoder → {vector, dim, hash, encoder, version}."""
+def _owned_upload_clip(request: Request, file_id: str) -> AudioClip:
     platform, account = platform_of(request), caller(request)
     with platform.sessions() as session:
-        upload = session.get(StoredFile, body.file_id)
+        upload = session.get(StoredFile, file_id)
         if upload is None or upload.owner_id != account.id or not upload.blob_key:
-            raise not_found(f"file {body.file_id}")
-    embedding = platform.encoder.embed(load_audio(platform.blobs.get(upload.blob_key), platform.audio))
+            raise not_found(f"file {file_id}")
+    return load_audio(platform.blobs.get(upload.blob_key), platform.audio)
+
+
+@router.post("/embeddings")
+async def embed_file(body: EmbedRequest, request: Request) -> dict[str, Any]:
+    """Embed one of your uploads → {vector, dim, hash, encoder, version, pretrained}.
+
+    Served by BentoML, this goes through the SpeakerEncoder service (batched with concurrent calls).
+    """
+    platform = platform_of(request)
+    clip = await run_in_threadpool(_owned_upload_clip, request, body.file_id)
+    if platform.remote_embed is not None:
+        result: dict[str, Any] = (await platform.remote_embed([clip.samples]))[0]
+        return result
+    embedding = await run_in_threadpool(platform.encoder.embed, clip)
     return {"vector": [float(x) for x in embedding.vector], "dim": embedding.dim, "hash": embedding.hash,
             "encoder": embedding.encoder, "version": embedding.version, "pretrained": embedding.pretrained}  # fmt: skip

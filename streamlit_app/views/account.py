@@ -126,7 +126,7 @@ def show_usage(usage: Usage, personas: dict[str, str]) -> None:
             for call in usage["calls"]
         ]
     )
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def show_earnings(usage: Usage) -> None:
@@ -148,7 +148,7 @@ def show_earnings(usage: Usage) -> None:
             for e in earnings
         ]
     )
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def settlement_line(settlement: Settlement) -> str:

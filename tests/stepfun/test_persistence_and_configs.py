@@ -5,14 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 from stepfun_helpers import REFERENCE_TEXT, fast_settings, reference_wav
 
 from bentos.stepfun import ProviderSettings, StepFunClient
 from bentos.stepfun.emulator import EmulatorProcess
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "provider"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def provider_config(name: str) -> DictConfig:
+    """The provider group composed through the root config (it supplies data_dir)."""
+    with initialize_config_dir(str(CONFIGS), version_base=None):
+        cfg = compose("config", overrides=[f"provider={name}"])
+    provider: DictConfig = cfg.provider
+    return provider
 
 
 def test_restart_keeps_files_and_voices(tmp_path: Path, engine_cache: Path) -> None:
@@ -30,8 +39,8 @@ def test_restart_keeps_files_and_voices(tmp_path: Path, engine_cache: Path) -> N
 
 
 def test_emulator_config_builds_settings_and_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VOXPERSONA_STATE_DIR", "/tmp/vp-state")
-    settings = instantiate(OmegaConf.load(CONFIGS / "emulator.yaml"))
+    monkeypatch.setenv("VOXPERSONA_DATA", "/tmp/vp-state")
+    settings = instantiate(provider_config("emulator"))
     assert isinstance(settings, ProviderSettings) and settings.is_emulator
     assert settings.base_url == "http://127.0.0.1:8765/v1"
     assert (
@@ -42,8 +51,8 @@ def test_emulator_config_builds_settings_and_starts_nothing(monkeypatch: pytest.
 
 def test_stepfun_config_reads_key_from_env_and_hides_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEP_API_KEY", "sk-from-env-abcdef123")
-    settings = instantiate(OmegaConf.load(CONFIGS / "stepfun.yaml"))
+    settings = instantiate(provider_config("stepfun"))
     assert settings.base_url == "https://api.stepfun.com/v1" and settings.secret == "sk-from-env-abcdef123"
     assert "sk-from-env" not in repr(settings) and "sk-from-env" not in settings.model_dump_json()
     monkeypatch.delenv("STEP_API_KEY")
-    assert instantiate(OmegaConf.load(CONFIGS / "stepfun.yaml")).api_key is None
+    assert instantiate(provider_config("stepfun")).api_key is None

@@ -1,0 +1,145 @@
+"""SpeakerEncoderService: the class directly (config and registry sources), then over HTTP with `bentoml serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+import numpy as np
+import pytest
+
+from bentos.encoder_runtime import EncoderChoice, EncoderRuntime, embed_with_retry
+from encoders.base import embedding_hash
+from encoders.ge2e import GE2EEncoder
+from encoders.registry import RegistrySettings, log_encoder, set_champion
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _noise(seconds: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)
+
+
+def _service(monkeypatch: pytest.MonkeyPatch, **env: str):  # type: ignore[no-untyped-def]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from bentos.encoder_service import SpeakerEncoderService
+
+    return SpeakerEncoderService.inner()
+
+
+def test_service_embeds_a_batch_with_the_configured_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(monkeypatch, VOXPERSONA_ENCODER="ge2e", VOXPERSONA_ENCODER_SOURCE="config")
+    clips = [_noise(5, 0), _noise(8, 1)]
+    results = service.embed(clips)
+    assert [r["encoder"] for r in results] == ["ge2e", "ge2e"]
+    assert all(r["dim"] == 256 and r["pretrained"] is True for r in results)
+    direct = GE2EEncoder().embed_arrays(clips, 16000)
+    for result, vector in zip(results, direct, strict=True):
+        assert np.allclose(result["vector"], vector, atol=1e-5)
+        assert result["hash"] == embedding_hash(np.asarray(result["vector"], dtype=np.float32))
+    assert service.info()["encoder"] == "ge2e"
+
+
+def test_service_follows_the_registry_champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    settings = RegistrySettings(artifact_root=str(tmp_path / "artifacts"))
+    ge2e = GE2EEncoder()
+    cfg = {"_target_": "encoders.ge2e.GE2EEncoder", "weights": None}
+    first, second = log_encoder(ge2e, cfg, settings=settings), log_encoder(ge2e, cfg, settings=settings)
+    set_champion("ge2e", first.version, settings=settings)
+    env = {"VOXPERSONA_ENCODER": "ge2e", "VOXPERSONA_ENCODER_SOURCE": "registry"}
+    assert _service(monkeypatch, **env).embed([_noise(5, 2)])[0]["version"] == "speaker-encoder-ge2e/1"
+    set_champion("ge2e", second.version, settings=settings)  # switch the alias, "restart": no code change
+    assert _service(monkeypatch, **env).embed([_noise(5, 2)])[0]["version"] == "speaker-encoder-ge2e/2"
+
+
+def test_retry_rides_out_a_replaced_bentoml_session_but_not_real_errors() -> None:
+    calls: list[int] = []
+
+    async def flaky(clips: list[np.ndarray]) -> list[int]:
+        calls.append(len(clips))
+        if len(calls) == 1:
+            raise aiohttp.ServerDisconnectedError()
+        return [len(c) for c in clips]
+
+    assert asyncio.run(embed_with_retry(flaky, [_noise(1, 0)])) == [16000]
+    assert len(calls) == 2
+
+    async def broken(clips: list[np.ndarray]) -> list[int]:
+        calls.append(0)
+        raise ValueError("bad audio")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        asyncio.run(embed_with_retry(broken, [_noise(1, 0)]))
+    assert calls == [0]
+
+
+def test_runtime_rejects_empty_clips() -> None:
+    runtime = EncoderRuntime.from_choice(EncoderChoice(name="seeded"))
+    with pytest.raises(ValueError, match="empty"):
+        runtime.embed_arrays([np.zeros(0, np.float32)])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_service_over_http_batches_concurrent_requests(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "VOXPERSONA_ENCODER": "seeded", "BENTOML_HOME": str(tmp_path / "bentoml")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "bentos.encoder_service:SpeakerEncoderService",
+         "--port", str(port), "--host", "127.0.0.1"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "exited"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "service not ready within 60 s"
+            time.sleep(0.2)  # poll interval, not a wait for an outcome
+
+        clips = [_noise(5, i) for i in range(8)]
+
+        async def call_all() -> list[dict]:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                responses = await asyncio.gather(
+                    *(client.post("/embed", json={"clips": [c.tolist()]}) for c in clips)
+                )
+            assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+            return [r.json()[0] for r in responses]
+
+        results = asyncio.run(call_all())
+        assert [r["encoder"] for r in results] == ["seeded"] * 8
+        assert len({r["hash"] for r in results}) == 8  # different audio → different vectors, in request order
+        again = httpx.post(f"http://127.0.0.1:{port}/embed", json={"clips": [clips[3].tolist()]}, timeout=30).json()
+        assert again[0]["hash"] == results[3]["hash"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _port_open(port):
+            assert time.monotonic() < deadline, "port still open 30 s after SIGTERM"
+            time.sleep(0.1)
