@@ -31,7 +31,9 @@ def issue_key(session: Session, account: Account) -> str:
     return key
 
 
-def sign_up(session: Session, name: str, email: str, role: str, payout_wallet: str | None) -> tuple[Account, str]:
+def sign_up(
+    session: Session, name: str, email: str, role: str, payout_wallet: str | None
+) -> tuple[Account, str]:
     name, email = name.strip(), email.strip().lower()
     if not 1 <= len(name) <= 120:
         raise PlatformError("invalid_name", "name must be 1–120 characters", 422)

@@ -24,7 +24,8 @@ SERVICE_RATE = 16000
 
 
 class EmbeddingResult(TypedDict):
-    """One embedding as the service returns it. vector: L2-normalized float32 values as floats, length `dim`."""
+    """One embedding as the service returns it. vector: L2-normalized float32 values as floats, length
+    `dim`."""
 
     vector: list[float]
     dim: int
@@ -95,7 +96,8 @@ def warm_up_noise(seconds: float = 6.0, sample_rate: int = SERVICE_RATE, seed: i
 
 
 class EncoderRuntime:
-    """An encoder ready to serve: embeds batches of float32 16 kHz clips or audio files into `EmbeddingResult`s."""
+    """An encoder ready to serve: embeds batches of float32 16 kHz clips or audio files into
+    `EmbeddingResult`s."""
 
     def __init__(self, encoder: SpeakerEncoder) -> None:
         self.encoder = encoder
@@ -128,8 +130,11 @@ class EncoderRuntime:
             "pretrained": bool(self.encoder.pretrained),
         }
 
-    def embed_arrays(self, clips: Sequence[np.ndarray], sample_rate: int = SERVICE_RATE) -> list[EmbeddingResult]:
-        """clips: each float32 [n] mono at `sample_rate` Hz (already preprocessed) → one result per clip, in order."""
+    def embed_arrays(
+        self, clips: Sequence[np.ndarray], sample_rate: int = SERVICE_RATE
+    ) -> list[EmbeddingResult]:
+        """clips: each float32 [n] mono at `sample_rate` Hz (already preprocessed) → one result per clip,
+        in order."""
         arrays = [np.asarray(c, dtype=np.float32).reshape(-1) for c in clips]
         if not arrays:
             return []
@@ -139,7 +144,8 @@ class EncoderRuntime:
         return [self.result(v) for v in self._vectors(arrays, sample_rate)]
 
     def embed_audio(self, sources: Sequence[bytes | str | Path]) -> list[EmbeddingResult]:
-        """Decode + validate + preprocess uploads (WAV/MP3 bytes or paths) with `encoders.load_audio`, then embed."""
+        """Decode + validate + preprocess uploads (WAV/MP3 bytes or paths) with `encoders.load_audio`, then
+        embed."""
         from encoders.audio import load_audio
 
         clips = [load_audio(source) for source in sources]
@@ -163,7 +169,8 @@ async def embed_with_retry(
 ) -> Any:
     """Call the encoder service's `embed` (e.g. `self.encoder.to_async.embed`) and retry transport failures.
 
-    Why: BentoML 1.4.40 replaces its client session to a dependency every 100 calls (or 300 s) and closes the old
+    Why: BentoML 1.4.40 replaces its client session to a dependency every 100 calls (or 300 s) and closes
+    the old
     one while calls still use it, so some concurrent calls fail with `ServerDisconnectedError` / `Connector is
     closed` (bentoml/BentoML#5540, #5544). Embedding is idempotent, so a retry on a fresh session is safe.
     """

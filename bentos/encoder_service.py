@@ -1,7 +1,8 @@
 """SpeakerEncoderService: the batchable BentoML service that turns 16 kHz clips into speaker embeddings.
 
 Which encoder runs is configuration, not code: VOXPERSONA_ENCODER=ge2e (config) or, with
-VOXPERSONA_ENCODER_SOURCE=registry, `speaker-encoder-<name>@champion` from MLflow (see bentos.encoder_runtime).
+VOXPERSONA_ENCODER_SOURCE=registry, `speaker-encoder-<name>@champion` from MLflow (see
+bentos.encoder_runtime).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ with bentoml.importing():
 @bentoml.service(
     name="speaker_encoder",
     traffic={"timeout": 120, "concurrency": 64},
-    # bentoml/BentoML#5540, #5544: the dependency client swaps its session every 100 requests while calls are in
+    # bentoml/BentoML#5540, #5544: the dependency client swaps its session every 100 requests while calls
+    # are in
     # flight; callers also retry (bentos.encoder_runtime.embed_with_retry).
     runner_connection={"max_requests": 1_000_000, "max_age": 86_400.0},
 )
@@ -29,7 +31,8 @@ class SpeakerEncoderService:
 
     @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=10_000)
     def embed(self, clips: list[np.ndarray]) -> list[dict[str, Any]]:
-        """clips: float32 [n] mono 16 kHz samples each → one {vector, dim, hash, encoder, version, pretrained} each."""
+        """clips: float32 [n] mono 16 kHz samples each → one {vector, dim, hash, encoder, version,
+        pretrained} each."""
         return [dict(r) for r in self.runtime.embed_arrays(clips)]
 
     @bentoml.api

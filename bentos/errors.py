@@ -49,5 +49,9 @@ def from_provider_error(err: StepFunError) -> PlatformError:
     if isinstance(err, sf.ContentBlocked):
         return PlatformError("content_blocked", "the text was refused by content moderation", 451)
     if isinstance(err, sf.InputRejected):
-        return PlatformError("provider_input_invalid", f"the voice provider refused the request: {err.message}", 422)
-    return PlatformError("provider_unavailable", "the voice provider is not answering; retry shortly", 503, True)
+        return PlatformError(
+            "provider_input_invalid", f"the voice provider refused the request: {err.message}", 422
+        )
+    return PlatformError(
+        "provider_unavailable", "the voice provider is not answering; retry shortly", 503, True
+    )

@@ -36,7 +36,9 @@ class IdempotencyStore:
         Raises 409 when the key was used with another body, or while the first request is still running.
         """
         if not key or len(key) > MAX_KEY_LENGTH:
-            raise PlatformError("invalid_idempotency_key", f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} chars")
+            raise PlatformError(
+                "invalid_idempotency_key", f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} chars"
+            )
         with self._sessions.begin() as session:
             row = self._find(session, key, account_ref, route)
             if row is None:
@@ -54,7 +56,10 @@ class IdempotencyStore:
                 )
             if row.status_code is None:
                 raise PlatformError(
-                    "idempotency_in_progress", "a request with this Idempotency-Key is still running", 409, True
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still running",
+                    409,
+                    True,
                 )
             return StoredResponse(row.status_code, row.body or b"", row.content_type or "application/json")
 

@@ -66,7 +66,9 @@ def _check(draft: PersonaDraft) -> None:
         raise PlatformError("invalid_persona", "; ".join(problems), 422)
 
 
-def create_persona(session: Session, creator: Account, draft: PersonaDraft, list_price: int) -> tuple[Persona, Job]:
+def create_persona(
+    session: Session, creator: Account, draft: PersonaDraft, list_price: int
+) -> tuple[Persona, Job]:
     """Insert the persona in state 'uploaded' and its pipeline job (the caller enqueues after commit)."""
     if creator.role not in ("creator", "admin"):
         raise forbidden("only creator accounts can create personas")
@@ -84,7 +86,9 @@ def create_persona(session: Session, creator: Account, draft: PersonaDraft, list
         tags=sorted({t.strip().lower() for t in draft.tags}),
         language=draft.language,
         visibility=draft.visibility,
-        price_per_10k_chars=draft.price_per_10k_chars if draft.price_per_10k_chars is not None else list_price,
+        price_per_10k_chars=draft.price_per_10k_chars
+        if draft.price_per_10k_chars is not None
+        else list_price,
         consent_statement=draft.consent_statement.strip(),
         model=draft.model,
         transcript=draft.transcript,
@@ -117,7 +121,9 @@ def callable_persona(session: Session, persona_id: str, caller: Account) -> Pers
     if persona.revoked_at is not None:
         raise PlatformError("voice_revoked", "this voice was revoked by its creator", 410)
     if persona.state != "live":
-        raise PlatformError("voice_not_ready", f"this voice is not live yet (state: {persona.state})", 409, True)
+        raise PlatformError(
+            "voice_not_ready", f"this voice is not live yet (state: {persona.state})", 409, True
+        )
     return persona
 
 
@@ -141,7 +147,9 @@ def discover(
         stmt = stmt.where(Persona.state == "live")
     if q:
         like = f"%{q.lower()}%"
-        stmt = stmt.where(or_(func.lower(Persona.name).like(like), func.lower(Persona.description).like(like)))
+        stmt = stmt.where(
+            or_(func.lower(Persona.name).like(like), func.lower(Persona.description).like(like))
+        )
     if language:
         stmt = stmt.where(Persona.language == language)
     rows = list(session.scalars(stmt))

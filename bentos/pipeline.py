@@ -88,7 +88,9 @@ class PersonaPipeline:
                 self._fail_or_retry(persona_id, state, failure)
                 return
             except StepFunError as err:
-                self._fail_or_retry(persona_id, state, StepFailed(_provider_code(err), err.message, err.retryable))
+                self._fail_or_retry(
+                    persona_id, state, StepFailed(_provider_code(err), err.message, err.retryable)
+                )
                 return
             except Retry:
                 raise
@@ -158,7 +160,9 @@ class PersonaPipeline:
             model, transcript, sample_text = persona.model, persona.transcript, persona.sample_text
             language = persona.language
         sample_text = sample_text or (ZH_SAMPLE_TEXT if language == "zh" else DEFAULT_SAMPLE_TEXT)
-        voice = self.provider.create_voice(step_file_id, model=model, text=transcript, sample_text=sample_text)
+        voice = self.provider.create_voice(
+            step_file_id, model=model, text=transcript, sample_text=sample_text
+        )
         sample_key = self.blobs.put(voice.sample_audio) if voice.sample_audio else None
         with self.sessions.begin() as session:
             persona = session.get(Persona, persona_id)

@@ -1,8 +1,8 @@
 """VoxPersona speaker encoders: audio intake and speaker embeddings.
 
-    clip = load_audio("voice.mp3")
-    encoder = build_encoder(cfg.encoder)
-    embedding = encoder.embed(clip)     # Embedding(vector float32 [dim], hash '0x…', encoder, version)
+clip = load_audio("voice.mp3")
+encoder = build_encoder(cfg.encoder)
+embedding = encoder.embed(clip)     # Embedding(vector float32 [dim], hash '0x…', encoder, version)
 """
 
 from __future__ import annotations

@@ -148,7 +148,9 @@ def decode(data: bytes, settings: AudioSettings) -> tuple[np.ndarray, int, Audio
         )
     fmt = sniff_format(data)
     if fmt is None:
-        raise AudioError("unsupported_format", "only WAV and MP3 audio are accepted (decided from the content)")
+        raise AudioError(
+            "unsupported_format", "only WAV and MP3 audio are accepted (decided from the content)"
+        )
     if fmt == "wav":
         _check_wav_structure(data)
     try:
@@ -214,7 +216,9 @@ def normalize_loudness(samples: np.ndarray, rate: int, target_lufs: float) -> np
 def _hints(raw: np.ndarray, rate: int, mono: np.ndarray, settings: AudioSettings) -> list[str]:
     hints = []
     if rate < settings.low_rate_hz:
-        hints.append(f"low_sample_rate: {rate} Hz is under {settings.low_rate_hz} Hz; voice quality will suffer")
+        hints.append(
+            f"low_sample_rate: {rate} Hz is under {settings.low_rate_hz} Hz; voice quality will suffer"
+        )
     if raw.shape[1] > 1:
         hints.append(f"stereo: {raw.shape[1]} channels were mixed down to mono")
     clipped = float(np.mean(np.abs(raw) >= 0.999))
@@ -237,7 +241,8 @@ def load_audio(source: bytes | str | Path, settings: AudioSettings | None = None
         path = Path(source)
         if path.stat().st_size > settings.max_bytes:
             raise AudioError(
-                "file_too_large", f"the file is {path.stat().st_size} bytes; the limit is {settings.max_bytes}"
+                "file_too_large",
+                f"the file is {path.stat().st_size} bytes; the limit is {settings.max_bytes}",
             )
         data = path.read_bytes()
     else:
@@ -266,7 +271,9 @@ def load_audio(source: bytes | str | Path, settings: AudioSettings | None = None
         raise AudioError("no_speech", f"no speech found (only {speech:.1f} s sound like a voice)")
     out = at_16k
     if settings.target_rate != 16000:
-        out = normalize_loudness(resample(trimmed, rate, settings.target_rate), settings.target_rate, settings.target_lufs)
+        out = normalize_loudness(
+            resample(trimmed, rate, settings.target_rate), settings.target_rate, settings.target_lufs
+        )
     return AudioClip(
         samples=out,
         sample_rate=settings.target_rate,

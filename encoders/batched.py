@@ -52,8 +52,13 @@ class BatchedSpeakerEncoder(SpeakerEncoder):
             return [self.embed(c) for c in clips]
         vectors = self.embed_arrays([c.samples for c in clips], rates.pop())
         return [
-            Embedding(vector=v, encoder=self.name, version=self.version, pretrained=self.pretrained) for v in vectors
+            Embedding(vector=v, encoder=self.name, version=self.version, pretrained=self.pretrained)
+            for v in vectors
         ]
 
     def describe(self) -> dict[str, str | int | bool]:
-        return {**super().describe(), "weights_source": self.weights_source, "training_data": self.training_data}
+        return {
+            **super().describe(),
+            "weights_source": self.weights_source,
+            "training_data": self.training_data,
+        }

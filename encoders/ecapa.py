@@ -2,7 +2,8 @@
 
 Weights come, in order, from: a configured local path or MLflow URI (a SpeechBrain pretrained folder with
 `embedding_model.ckpt`, e.g. `speechbrain/spkrec-ecapa-voxceleb` fetched once by a user with internet, or a
-checkpoint written by `encoders.training`), else the default training output `var/models/ecapa/ecapa.pt`. Random
+checkpoint written by `encoders.training`), else the default training output `var/models/ecapa/ecapa.pt`.
+Random
 initialisation happens only when `allow_random=True` and is reported as `pretrained=False`.
 """
 
@@ -25,7 +26,8 @@ DEFAULT_TRAINED_WEIGHTS = REPO_ROOT / "var" / "models" / "ecapa" / "ecapa.pt"
 CHECKPOINT_FORMAT = "voxpersona-ecapa/1"
 SPEECHBRAIN_CKPT = "embedding_model.ckpt"
 
-# The architecture of speechbrain/spkrec-ecapa-voxceleb (its hyperparams.yaml); its checkpoint holds only weights.
+# The architecture of speechbrain/spkrec-ecapa-voxceleb (its hyperparams.yaml); its checkpoint holds only
+# weights.
 SPEECHBRAIN_VOXCELEB_ARCH: dict[str, Any] = {
     "n_mels": 80,
     "channels": [1024, 1024, 1024, 1024, 3072],
@@ -39,7 +41,8 @@ class EncoderWeightsMissing(RuntimeError):
 
 
 def resolve_weights_path(weights: str | Path) -> Path:
-    """A local path for `weights`: a filesystem path, or an MLflow URI (`models:/`, `runs:/`, …) downloaded once."""
+    """A local path for `weights`: a filesystem path, or an MLflow URI (`models:/`, `runs:/`, …) downloaded
+    once."""
     text = str(weights)
     if "://" in text or text.startswith(("models:/", "runs:/")):
         import mlflow
@@ -50,7 +53,8 @@ def resolve_weights_path(weights: str | Path) -> Path:
 
 
 def build_ecapa_model(n_mels: int, channels: Sequence[int], attention_channels: int, lin_neurons: int) -> Any:
-    """A SpeechBrain `ECAPA_TDNN` taking fbanks float32 [batch, frames, n_mels] → float32 [batch, 1, lin_neurons]."""
+    """A SpeechBrain `ECAPA_TDNN` taking fbanks float32 [batch, frames, n_mels] → float32 [batch, 1,
+    lin_neurons]."""
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
     return ECAPA_TDNN(
@@ -62,15 +66,18 @@ def build_ecapa_model(n_mels: int, channels: Sequence[int], attention_channels: 
 
 
 def make_fbank(n_mels: int) -> Any:
-    """SpeechBrain `Fbank`: waveforms float32 [batch, n] at 16 kHz → log-mel float32 [batch, frames, n_mels]."""
+    """SpeechBrain `Fbank`: waveforms float32 [batch, n] at 16 kHz → log-mel float32 [batch, frames,
+    n_mels]."""
     from speechbrain.lobes.features import Fbank
 
     return Fbank(n_mels=n_mels)
 
 
 def sentence_mean_normalize(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Subtract each utterance's mean feature over its valid frames (SpeechBrain's sentence-level InputNormalization
-    with std_norm=False). feats: float32 [batch, frames, bands]; lengths: float32 [batch], fraction of frames valid.
+    """Subtract each utterance's mean feature over its valid frames (SpeechBrain's sentence-level
+    InputNormalization
+    with std_norm=False). feats: float32 [batch, frames, bands]; lengths: float32 [batch], fraction of
+    frames valid.
     """
     frames = feats.shape[1]
     valid = torch.clamp((lengths * frames).round().long(), min=1)
@@ -94,8 +101,10 @@ class EcapaEncoder(BatchedSpeakerEncoder):
 
     weights: path or MLflow URI of a SpeechBrain folder/`embedding_model.ckpt` or of our training checkpoint;
     None looks for the default training output. The architecture comes from the checkpoint (ours) or the
-    SpeechBrain VoxCeleb recipe (theirs); `n_mels`/`channels`/`attention_channels`/`lin_neurons` only apply to random
-    init. allow_random: build untrained weights (seeded by `seed`) when none are found — tagged pretrained=False.
+    SpeechBrain VoxCeleb recipe (theirs); `n_mels`/`channels`/`attention_channels`/`lin_neurons` only apply
+    to random
+    init. allow_random: build untrained weights (seeded by `seed`) when none are found — tagged
+    pretrained=False.
     """
 
     name = "ecapa"
@@ -145,7 +154,8 @@ class EcapaEncoder(BatchedSpeakerEncoder):
     def _load_weights(
         weights: str | Path | None, allow_random: bool, arch: dict[str, Any]
     ) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any], str, str, Path | None]:
-        """(state dict or None, architecture, provenance, training data, weights file) for the configured weights."""
+        """(state dict or None, architecture, provenance, training data, weights file) for the configured
+        weights."""
         if weights is None:
             if DEFAULT_TRAINED_WEIGHTS.exists():
                 weights = DEFAULT_TRAINED_WEIGHTS
@@ -155,7 +165,8 @@ class EcapaEncoder(BatchedSpeakerEncoder):
                 raise EncoderWeightsMissing(
                     "ECAPA has no weights: set encoder.weights to a SpeechBrain pretrained folder "
                     "(embedding_model.ckpt), a trained checkpoint or an MLflow URI; or train one with "
-                    f"scripts/train_ecapa.py (writes {DEFAULT_TRAINED_WEIGHTS}); or set encoder.allow_random=true "
+                    f"scripts/train_ecapa.py (writes {DEFAULT_TRAINED_WEIGHTS}); or set "
+                    "encoder.allow_random=true "
                     "for an untrained (pretrained=false) model."
                 )
         path = resolve_weights_path(weights)
@@ -194,7 +205,8 @@ class EcapaEncoder(BatchedSpeakerEncoder):
         }
 
     def features(self, wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """wavs: float32 [batch, n] at 16 kHz; lengths: float32 [batch] relative → normalized fbanks [batch, frames,
+        """wavs: float32 [batch, n] at 16 kHz; lengths: float32 [batch] relative → normalized fbanks
+        [batch, frames,
         n_mels]."""
         return sentence_mean_normalize(self.fbank(wavs), lengths)
 

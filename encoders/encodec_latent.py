@@ -1,9 +1,12 @@
-"""EnCodec latent encoder: the 24 kHz EnCodec encoder's latents (128 channels at 75 frames/s), mean + std pooled
+"""EnCodec latent encoder: the 24 kHz EnCodec encoder's latents (128 channels at 75 frames/s), mean + std
+pooled
 over time, then a fixed seeded Gaussian projection to `dim`.
 
 EnCodec is a codec, not a speaker model: its latents carry speaker traits among everything else, and the
-projection is random (seeded, fixed, not learnt) — it only fixes the output size. Pretrained EnCodec weights load
-from a local checkpoint (`encodec_24khz-d7cc33bc.th`) when configured; otherwise the weights are random and the
+projection is random (seeded, fixed, not learnt) — it only fixes the output size. Pretrained EnCodec
+weights load
+from a local checkpoint (`encodec_24khz-d7cc33bc.th`) when configured; otherwise the weights are random and
+the
 encoder says `pretrained=False`.
 """
 
@@ -27,15 +30,18 @@ LATENT_CHANNELS = 128
 
 
 def seeded_projection(in_dim: int, out_dim: int, seed: int) -> np.ndarray:
-    """A fixed Gaussian projection float32 [in_dim, out_dim] scaled by 1/sqrt(in_dim), reproducible from `seed`."""
+    """A fixed Gaussian projection float32 [in_dim, out_dim] scaled by 1/sqrt(in_dim), reproducible from
+    `seed`."""
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((in_dim, out_dim)) / np.sqrt(in_dim)).astype(np.float32)
 
 
 class EncodecLatentEncoder(BatchedSpeakerEncoder):
-    """EnCodec 24 kHz encoder latents pooled to float32 [dim] unit vectors; input clips at any rate (resampled).
+    """EnCodec 24 kHz encoder latents pooled to float32 [dim] unit vectors; input clips at any rate
+    (resampled).
 
-    weights: local path or MLflow URI of an EnCodec 24 kHz state dict; None → random EnCodec weights, which are
+    weights: local path or MLflow URI of an EnCodec 24 kHz state dict; None → random EnCodec weights, which
+    are
     allowed only with `allow_random=True` (default True here: the architecture is still a meaningful baseline,
     and it is tagged pretrained=False). projection_seed fixes the output projection.
     """
@@ -97,7 +103,8 @@ class EncodecLatentEncoder(BatchedSpeakerEncoder):
         return {**super().params(), "model_rate": ENCODEC_RATE, "projection_seed": self.projection_seed}
 
     def pooled_latents(self, clips: Sequence[np.ndarray]) -> torch.Tensor:
-        """clips: float32 [n_i] each at 24 kHz → mean ‖ std of encoder latents over valid frames, float32 [batch, 256]."""
+        """clips: float32 [n_i] each at 24 kHz → mean ‖ std of encoder latents over valid frames, float32
+        [batch, 256]."""
         longest = max(int(c.shape[0]) for c in clips)
         wavs = torch.zeros(len(clips), 1, longest)
         for i, c in enumerate(clips):

@@ -1,6 +1,7 @@
 """Speaker-verification metrics: trial lists, EER, minDCF and DET points over cosine scores.
 
-minDCF uses the NIST SRE 2010-style operating point stated in `DetectionCost` (P_target 0.01, C_miss 1, C_fa 1)
+minDCF uses the NIST SRE 2010-style operating point stated in `DetectionCost` (P_target 0.01, C_miss 1,
+C_fa 1)
 and is normalized by the cost of the best trivial system, so 1.0 means "no better than always rejecting".
 Numbers on generated speech rank encoders; they do not predict accuracy on real uploads.
 """
@@ -37,7 +38,8 @@ class DetectionCost:
 
 @dataclass(frozen=True)
 class DetCurve:
-    """DET points: false-alarm and miss rates (float64 [k], in [0, 1]) at each score threshold (float64 [k])."""
+    """DET points: false-alarm and miss rates (float64 [k], in [0, 1]) at each score threshold (float64
+    [k])."""
 
     false_alarm: np.ndarray
     miss: np.ndarray
@@ -100,7 +102,8 @@ def cosine_scores(vectors: np.ndarray, trials: Iterable[Trial]) -> tuple[np.ndar
 def det_curve(scores: np.ndarray, labels: np.ndarray) -> DetCurve:
     """Miss and false-alarm rates when accepting every trial scoring >= each threshold.
 
-    scores: float [t]; labels: bool [t] (True = same speaker). Thresholds are the distinct scores in ascending order,
+    scores: float [t]; labels: bool [t] (True = same speaker). Thresholds are the distinct scores in
+    ascending order,
     plus +inf (accept nothing).
     """
     scores = np.asarray(scores, dtype=np.float64)
@@ -147,7 +150,8 @@ def min_detection_cost(scores: np.ndarray, labels: np.ndarray, cost: DetectionCo
 
 
 def threshold_at_false_alarm(scores: np.ndarray, labels: np.ndarray, false_alarm_rate: float) -> float:
-    """The lowest cosine threshold whose false-alarm rate (non-target trials scoring >= it) is <= the target rate."""
+    """The lowest cosine threshold whose false-alarm rate (non-target trials scoring >= it) is <= the
+    target rate."""
     det = det_curve(scores, labels)
     ok = np.flatnonzero(det.false_alarm <= false_alarm_rate)
     return float(det.thresholds[ok[0]])
@@ -162,7 +166,9 @@ def embed_vectors(encoder: SpeakerEncoder, clips: Sequence[np.ndarray], sample_r
     if callable(batched):
         vectors = np.asarray(batched(list(clips), sample_rate), dtype=np.float32)
     else:
-        vectors = np.stack([encoder.embed_vector(np.asarray(c, dtype=np.float32), sample_rate) for c in clips])
+        vectors = np.stack(
+            [encoder.embed_vector(np.asarray(c, dtype=np.float32), sample_rate) for c in clips]
+        )
     return np.stack([l2_normalize(v) for v in vectors])
 
 
@@ -173,7 +179,8 @@ def evaluate_encoder(
     sample_rate: int = 16000,
     cost: DetectionCost | None = None,
 ) -> tuple[VerificationReport, np.ndarray]:
-    """EER/minDCF over all-pairs trials of `clips` (float32 [n] each, mono, `sample_rate` Hz) labelled by `speakers`.
+    """EER/minDCF over all-pairs trials of `clips` (float32 [n] each, mono, `sample_rate` Hz) labelled by
+    `speakers`.
 
     Returns the report and the embeddings (float32 [len(clips), dim]).
     """

@@ -1,6 +1,8 @@
-"""GE2E speaker encoder: Resemblyzer's VoiceEncoder (3-layer LSTM, 256-d) with the weights shipped in its wheel.
+"""GE2E speaker encoder: Resemblyzer's VoiceEncoder (3-layer LSTM, 256-d) with the weights shipped in its
+wheel.
 
-Clips are cut into 1.6 s partial windows as Resemblyzer does; `embed_arrays` runs the partials of a whole batch
+Clips are cut into 1.6 s partial windows as Resemblyzer does; `embed_arrays` runs the partials of a whole
+batch
 of clips through the LSTM in one forward pass and averages them per clip.
 """
 
@@ -26,8 +28,10 @@ class GE2EEncoder(BatchedSpeakerEncoder):
     """Resemblyzer VoiceEncoder: float32 16 kHz mono clips → float32 [256] unit vectors.
 
     weights: a Resemblyzer checkpoint (`{"model_state": ...}`); None uses the `pretrained.pt` in the wheel.
-    partial_rate: partial windows per second (Resemblyzer's default 1.3); min_coverage: keep a last partial that
-    covers at least this fraction of a window. trim_silences: run Resemblyzer's VAD-based removal of long pauses.
+    partial_rate: partial windows per second (Resemblyzer's default 1.3); min_coverage: keep a last partial
+    that
+    covers at least this fraction of a window. trim_silences: run Resemblyzer's VAD-based removal of long
+    pauses.
     """
 
     name = "ge2e"
@@ -74,8 +78,12 @@ class GE2EEncoder(BatchedSpeakerEncoder):
         return [self.weights_path]
 
     def params(self) -> dict[str, str | int | float | bool]:
-        return {**super().params(), "partial_rate": self.partial_rate, "min_coverage": self.min_coverage,
-                "trim_silences": self.trim_silences}
+        return {
+            **super().params(),
+            "partial_rate": self.partial_rate,
+            "min_coverage": self.min_coverage,
+            "trim_silences": self.trim_silences,
+        }
 
     def _mel_partials(self, samples: np.ndarray) -> np.ndarray:
         """samples: float32 [n] at 16 kHz → mel partials float32 [k, 160, 40] (Resemblyzer's frames)."""
@@ -87,7 +95,9 @@ class GE2EEncoder(BatchedSpeakerEncoder):
         if self.trim_silences and wav.size > 16000:
             trimmed = ge2e_audio.trim_long_silences(wav)
             wav = trimmed if trimmed.size >= 16000 else wav  # keep clips the VAD would empty
-        wav_slices, mel_slices = VoiceEncoder.compute_partial_slices(wav.size, self.partial_rate, self.min_coverage)
+        wav_slices, mel_slices = VoiceEncoder.compute_partial_slices(
+            wav.size, self.partial_rate, self.min_coverage
+        )
         needed = wav_slices[-1].stop
         if needed >= wav.size:
             wav = np.pad(wav, (0, needed - wav.size), "constant")

@@ -28,7 +28,8 @@ class ImpersonationMatch:
 
 
 def configured_threshold(encoder_name: str = "ge2e") -> float | None:
-    """`impersonation_threshold` from configs/encoder/<name>.yaml; None when that encoder has none calibrated."""
+    """`impersonation_threshold` from configs/encoder/<name>.yaml; None when that encoder has none
+    calibrated."""
     path = CONFIGS / f"{encoder_name}.yaml"
     if not path.exists():
         return None

@@ -1,4 +1,5 @@
-"""MLflow model registry for speaker encoders: log versions, pick the `champion` alias, load by alias or version.
+"""MLflow model registry for speaker encoders: log versions, pick the `champion` alias, load by alias or
+version.
 
 Each encoder is logged as a pyfunc model (input: float32 [batch, n] samples at 16 kHz, output: float32
 [batch, dim]) whose artifacts hold the encoder config and its weights, registered as `speaker-encoder-<name>`.
@@ -15,6 +16,7 @@ from typing import Any
 
 import mlflow
 import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import numpy as np
 import yaml
 
@@ -53,7 +55,9 @@ class RegistrySettings:
     def __post_init__(self) -> None:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
         object.__setattr__(self, "tracking_uri", uri or f"sqlite:///{REPO_ROOT}/var/mlflow/mlflow.db")
-        object.__setattr__(self, "artifact_root", self.artifact_root or str(REPO_ROOT / "var" / "mlflow" / "artifacts"))
+        object.__setattr__(
+            self, "artifact_root", self.artifact_root or str(REPO_ROOT / "var" / "mlflow" / "artifacts")
+        )
 
     @property
     def uri(self) -> str:
@@ -61,8 +65,11 @@ class RegistrySettings:
 
     @classmethod
     def from_config(cls, cfg: Any | None = None) -> RegistrySettings:
-        """From a `registry` config node (tracking_uri, artifact_root, experiment; missing/null → defaults)."""
-        values = {k: v for k, v in (dict(cfg) if cfg is not None else {}).items() if k in cls.__dataclass_fields__}
+        """From a `registry` config node (tracking_uri, artifact_root, experiment; missing/null →
+        defaults)."""
+        values = {
+            k: v for k, v in (dict(cfg) if cfg is not None else {}).items() if k in cls.__dataclass_fields__
+        }
         return cls(**{k: (str(v) if v is not None else None) for k, v in values.items()})  # type: ignore[arg-type]
 
 
@@ -103,7 +110,7 @@ def configure(settings: RegistrySettings | None = None) -> str:
     return experiment_id
 
 
-class EncoderModel(mlflow.pyfunc.PythonModel):
+class EncoderModel(PythonModel):
     """The pyfunc wrapper: rebuilds the encoder from its config + weights artifact on load.
 
     predict: float32 [batch, n] samples, mono, 16 kHz (equal lengths; embed ragged clips with `.encoder`) →
@@ -147,7 +154,9 @@ def encoder_tags(encoder: SpeakerEncoder) -> dict[str, str]:
     return {
         "encoder": encoder.name,
         "pretrained": str(bool(encoder.pretrained)).lower(),
-        "weights_source": str(getattr(encoder, "weights_source", "random init" if not encoder.pretrained else "?")),
+        "weights_source": str(
+            getattr(encoder, "weights_source", "random init" if not encoder.pretrained else "?")
+        ),
         "training_data": str(getattr(encoder, "training_data", "none")),
         "weights_version": str(encoder.version),
         "dim": str(encoder.dim),
@@ -162,7 +171,8 @@ def log_encoder(
     settings: RegistrySettings | None = None,
     figures: dict[str, Any] | None = None,
 ) -> RegisteredEncoder:
-    """Log `encoder` as a pyfunc model with its config (params + YAML artifact), weights, signature, metrics and
+    """Log `encoder` as a pyfunc model with its config (params + YAML artifact), weights, signature,
+    metrics and
     provenance tags, and register it as a new version of `speaker-encoder-<name>`.
 
     encoder_config: the Hydra node that built it (with `_target_`); its `weights` is replaced by the logged
@@ -179,7 +189,10 @@ def log_encoder(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1), name="samples_16k")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, encoder.dim), name="embedding")]),
     )
-    with mlflow.start_run(run_name=f"{encoder.name}-{encoder.version}") as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(run_name=f"{encoder.name}-{encoder.version}") as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params(_flat_params(encoder_config))
         params = getattr(encoder, "params", None)
         if callable(params):
@@ -213,7 +226,8 @@ def log_encoder(
 
 
 def set_champion(encoder_name: str, version: str | int, settings: RegistrySettings | None = None) -> None:
-    """Point `speaker-encoder-<name>@champion` at `version`; raises ChampionRefused for random-init weights."""
+    """Point `speaker-encoder-<name>@champion` at `version`; raises ChampionRefused for random-init
+    weights."""
     configure(settings)
     client = mlflow.MlflowClient()
     model_name = model_name_for(encoder_name)
@@ -229,7 +243,8 @@ def set_champion(encoder_name: str, version: str | int, settings: RegistrySettin
 def promote_best(
     encoder_name: str, metric: str = "eer", settings: RegistrySettings | None = None
 ) -> RegisteredEncoder | None:
-    """Make the real (pretrained/trained) version with the lowest `metric` the champion; None if there is none."""
+    """Make the real (pretrained/trained) version with the lowest `metric` the champion; None if there is
+    none."""
     configure(settings)
     client = mlflow.MlflowClient()
     model_name = model_name_for(encoder_name)
@@ -237,9 +252,9 @@ def promote_best(
     for mv in client.search_model_versions(f"name='{model_name}'"):
         if mv.tags.get("pretrained") != "true" or f"metric.{metric}" not in mv.tags:
             continue
-        value = float(mv.tags[f"metric.{metric}"])
-        if best is None or value < best[0]:
-            best = (value, mv)
+        score = float(mv.tags[f"metric.{metric}"])
+        if best is None or score < best[0]:
+            best = (score, mv)
     if best is None:
         return None
     mv = best[1]
@@ -278,7 +293,8 @@ def load_encoder(
     settings: RegistrySettings | None = None,
 ) -> SpeakerEncoder:
     """Load a registered encoder: `load_encoder("ge2e")` → `speaker-encoder-ge2e@champion`; `version=3` or a
-    `models:/…` URI pins one. Its `version` becomes `<model name>/<registry version>` so each embedding records it.
+    `models:/…` URI pins one. Its `version` becomes `<model name>/<registry version>` so each embedding
+    records it.
     """
     configure(settings)
     uri, model_name, concrete = resolve_model_uri(name_or_uri, alias, version)

@@ -60,9 +60,15 @@ def _espeak_variants() -> frozenset[str]:
     if not _have("espeak-ng"):
         return frozenset()
     out = subprocess.run(
-        ["espeak-ng", "--voices=variant"], capture_output=True, text=True, timeout=SYNTH_TIMEOUT_S, check=False
+        ["espeak-ng", "--voices=variant"],
+        capture_output=True,
+        text=True,
+        timeout=SYNTH_TIMEOUT_S,
+        check=False,
     ).stdout
-    return frozenset(line.split()[4].removeprefix("!v/") for line in out.splitlines()[1:] if len(line.split()) > 4)
+    return frozenset(
+        line.split()[4].removeprefix("!v/") for line in out.splitlines()[1:] if len(line.split()) > 4
+    )
 
 
 def available_voices(lang: str | None = None) -> list[BaseVoice]:
@@ -79,7 +85,9 @@ def available_voices(lang: str | None = None) -> list[BaseVoice]:
     variants = _espeak_variants()
     for lang_code in ("en-us", "en-gb-x-rp", "cmn"):
         voices += [
-            BaseVoice(f"espeak:{lang_code}+{v}", "espeak", v, lang_code) for v in _ESPEAK_VARIANTS if v in variants
+            BaseVoice(f"espeak:{lang_code}+{v}", "espeak", v, lang_code)
+            for v in _ESPEAK_VARIANTS
+            if v in variants
         ]
     if lang is not None:
         voices = [v for v in voices if v.lang.startswith(lang)]
@@ -98,7 +106,9 @@ def voice_by_id(voice_id: str) -> BaseVoice:
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> None:
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=SYNTH_TIMEOUT_S, check=False)
+    proc = subprocess.run(
+        cmd, input=stdin, capture_output=True, text=True, timeout=SYNTH_TIMEOUT_S, check=False
+    )
     if proc.returncode != 0:
         raise SynthesisError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[:200]}")
 
@@ -120,7 +130,19 @@ def synthesize(voice: BaseVoice, text: str, stretch: float = 1.0) -> tuple[np.nd
                 cmd += ["-p", str(voice.pitch)]
             _run([*cmd, "--", text])
         elif voice.engine == "flite":
-            _run(["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", str(out)])
+            _run(
+                [
+                    "flite",
+                    "-voice",
+                    voice.name,
+                    "--setf",
+                    f"duration_stretch={stretch:.3f}",
+                    "-t",
+                    text,
+                    "-o",
+                    str(out),
+                ]
+            )
         elif voice.engine == "festival":
             script = f"(voice_{voice.name}) (Parameter.set 'Duration_Stretch {stretch:.3f})"
             _run(["text2wave", "-eval", script, "-o", str(out)], stdin=text)

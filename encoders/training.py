@@ -1,9 +1,11 @@
 """Train a small ECAPA-TDNN on generated speakers with an additive angular margin (AAM-softmax) loss.
 
-Training speakers: every installed espeak-ng voice × variant (several pitches each), flite and festival voices,
+Training speakers: every installed espeak-ng voice × variant (several pitches each), flite and festival
+voices,
 minus the held-out evaluation speakers (`scripts.make_voices.speaker_voices`), which are only used for EER.
 Augmentation, applied offline per utterance: speed (0.95/1.05), pitch (±1 semitone), additive noise (10–20 dB
-SNR) and an MP3 round-trip through soundfile. Generated speech is far more consistent than real uploads: the EER
+SNR) and an MP3 round-trip through soundfile. Generated speech is far more consistent than real uploads:
+the EER
 here ranks models, it does not predict accuracy in the field.
 """
 
@@ -23,7 +25,13 @@ import torch
 import torchaudio.functional as AF
 
 from encoders.audio import normalize_loudness, resample
-from encoders.ecapa import CHECKPOINT_FORMAT, build_ecapa_model, make_fbank, pad_batch, sentence_mean_normalize
+from encoders.ecapa import (
+    CHECKPOINT_FORMAT,
+    build_ecapa_model,
+    make_fbank,
+    pad_batch,
+    sentence_mean_normalize,
+)
 from encoders.evaluation import cosine_scores, equal_error_rate, make_trials, min_detection_cost
 from encoders.synthetic import BaseVoice, available_voices, synthesize
 
@@ -47,7 +55,8 @@ SENTENCES = (
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Sizes and hyper-parameters. The defaults train in a few minutes on two CPU cores; `tiny()` in seconds."""
+    """Sizes and hyper-parameters. The defaults train in a few minutes on two CPU cores; `tiny()` in
+    seconds."""
 
     train_speakers: int = 96
     utterances_per_speaker: int = 5
@@ -100,7 +109,8 @@ class TrainingSettings:
 
 @dataclass
 class TrainingResult:
-    """A finished run: the checkpoint (loadable by `EcapaEncoder(weights=...)`), per-epoch history and held-out EER."""
+    """A finished run: the checkpoint (loadable by `EcapaEncoder(weights=...)`), per-epoch history and
+    held-out EER."""
 
     checkpoint: Path
     history: list[dict[str, float]]
@@ -114,16 +124,20 @@ class TrainingResult:
 def training_voices(count: int, exclude: set[str], seed: int = 0) -> list[tuple[str, BaseVoice]]:
     """`count` (speaker id, voice) pairs not in `exclude`: installed voices first, then espeak-ng variants at
     other pitches (a different pitch makes a different synthetic speaker)."""
-    # An espeak-ng variant (m1, f2, …) is one timbre across languages: hold it out everywhere, not just in one.
+    # An espeak-ng variant (m1, f2, …) is one timbre across languages: hold it out everywhere, not just in
+    # one.
     held_variants = {v.name for v in available_voices() if v.id in exclude and v.engine == "espeak"}
     base = [
-        v for v in available_voices() if v.id not in exclude and not (v.engine == "espeak" and v.name in held_variants)
+        v
+        for v in available_voices()
+        if v.id not in exclude and not (v.engine == "espeak" and v.name in held_variants)
     ]
     speakers: list[tuple[str, BaseVoice]] = [(v.id, v) for v in base]
     espeak = [v for v in base if v.engine == "espeak"]
     for pitch in (25, 75, 10, 90, 40, 60):
         speakers += [
-            (f"{v.id}@p{pitch}", BaseVoice(f"{v.id}@p{pitch}", v.engine, v.name, v.lang, pitch=pitch)) for v in espeak
+            (f"{v.id}@p{pitch}", BaseVoice(f"{v.id}@p{pitch}", v.engine, v.name, v.lang, pitch=pitch))
+            for v in espeak
         ]
     if count > len(speakers):
         raise ValueError(f"only {len(speakers)} training speakers can be generated, asked for {count}")
@@ -147,20 +161,24 @@ def synthesize_speakers(
     cache_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[np.ndarray]] = {}
     for speaker, voice in speakers:
-        path = cache_dir / f"{speaker.replace(':', '_').replace('+', '_').replace('@', '_')}-u{utterances}-s{seed}.npz"
+        path = (
+            cache_dir
+            / f"{speaker.replace(':', '_').replace('+', '_').replace('@', '_')}-u{utterances}-s{seed}.npz"
+        )
         if path.exists():
             with np.load(path) as data:
-                out[speaker] = [data[f"u{i}"] for i in range(utterances)]
+                out[speaker] = [data[f"arr_{i}"] for i in range(utterances)]
             continue
         rng = random.Random(f"{seed}:{speaker}")
         clips = [prepare(*synthesize(voice, _utterance_text(rng))) for _ in range(utterances)]
-        np.savez(path, **{f"u{i}": c for i, c in enumerate(clips)})
+        np.savez(path, *clips)
         out[speaker] = clips
     return out
 
 
 def mp3_round_trip(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
-    """float32 [n] → encoded to MP3 and decoded back with soundfile (libsndfile's LAME/mpg123), float32 [n']."""
+    """float32 [n] → encoded to MP3 and decoded back with soundfile (libsndfile's LAME/mpg123), float32
+    [n']."""
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="MP3")
     buffer.seek(0)
@@ -169,9 +187,11 @@ def mp3_round_trip(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
 
 
 def pitch_shift(samples: np.ndarray, up: bool) -> np.ndarray:
-    """float32 [n] at 16 kHz shifted about one semitone up (16/15) or down (16/17), same duration, float32 [~n].
+    """float32 [n] at 16 kHz shifted about one semitone up (16/15) or down (16/17), same duration, float32
+    [~n].
 
-    Resampling by a small-integer ratio then phase-vocoder stretching back: torchaudio's pitch_shift resamples by
+    Resampling by a small-integer ratio then phase-vocoder stretching back: torchaudio's pitch_shift
+    resamples by
     2^(1/12), whose sinc kernel takes seconds per clip.
     """
     to_rate = 15000 if up else 17000
@@ -186,7 +206,8 @@ def pitch_shift(samples: np.ndarray, up: bool) -> np.ndarray:
 
 
 def augment(samples: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """One augmentation of float32 [n] at 16 kHz: 'speed', 'pitch', 'noise' or 'mp3' → float32 [m] at 16 kHz."""
+    """One augmentation of float32 [n] at 16 kHz: 'speed', 'pitch', 'noise' or 'mp3' → float32 [m] at 16
+    kHz."""
     if kind == "speed":
         factor = float(rng.choice([0.95, 1.05]))
         return resample(samples, int(RATE * factor), RATE)
@@ -235,7 +256,9 @@ def load_eval_set(settings: TrainingSettings) -> tuple[list[np.ndarray], list[st
     from encoders.audio import load_audio
     from scripts.make_voices import DEFAULT_CACHE, make_voices
 
-    voice_set = make_voices(DEFAULT_CACHE, speakers=settings.eval_speakers, utterances=settings.eval_utterances)
+    voice_set = make_voices(
+        DEFAULT_CACHE, speakers=settings.eval_speakers, utterances=settings.eval_utterances
+    )
     clips = [load_audio(c.wav_path).samples for c in voice_set.clips]
     return clips, [c.speaker for c in voice_set.clips]
 
@@ -282,7 +305,9 @@ def train_ecapa(
     params = list(model.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=2e-5)
     total_steps = settings.epochs * settings.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=total_steps)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, settings.learning_rate, total_steps=total_steps
+    )
     crop = int(settings.crop_seconds * 100)  # fbank frames are 10 ms
     label_tensor = torch.tensor(labels)
     history: list[dict[str, float]] = []
@@ -294,11 +319,11 @@ def train_ecapa(
         for _ in range(settings.steps_per_epoch):
             idx = rng.integers(0, len(features), size=settings.batch_size)
             batch = torch.zeros(settings.batch_size, crop, settings.n_mels)
-            for row, i in enumerate(idx):
+            for slot, i in enumerate(idx):
                 feats = features[int(i)]
                 start = int(rng.integers(0, max(1, feats.shape[0] - crop + 1)))
                 piece = feats[start : start + crop]
-                batch[row, : piece.shape[0]] = piece
+                batch[slot, : piece.shape[0]] = piece
             targets = label_tensor[torch.from_numpy(idx)].unsqueeze(1)
             embeddings = model(batch)
             logits = classifier(embeddings)
@@ -332,7 +357,8 @@ def train_ecapa(
             "state_dict": model.state_dict(),
             "training": {
                 "run": run_name,
-                "data": f"generated: {len(speaker_ids)} speakers (espeak-ng variants × pitch, flite, festival) × "
+                "data": f"generated: {len(speaker_ids)} speakers (espeak-ng variants × pitch, flite, "
+                "festival) × "
                 f"{settings.utterances_per_speaker} utts, augmented {'/'.join(AUGMENTATIONS)}",
                 "settings": settings_record,
                 "eer": eer,

@@ -89,7 +89,9 @@ def speaker_voices(count: int) -> list[BaseVoice]:
     festival kal and flite kal are one recorded speaker (so are the two slt voices): only one of each is used.
     """
     voices = available_voices("en")
-    recorded = [v for v in voices if v.engine == "flite"] + [v for v in voices if v.id == "festival:ked_diphone"]
+    recorded = [v for v in voices if v.engine == "flite"] + [
+        v for v in voices if v.id == "festival:ked_diphone"
+    ]
     espeak = [v for v in voices if v.engine == "espeak" and v.lang == "en-us"]
     espeak += [v for v in voices if v.engine == "espeak" and v.lang == "en-gb-x-rp"]
     ordered: list[BaseVoice] = []
@@ -116,7 +118,9 @@ def _utterance(voice: BaseVoice, rng: random.Random) -> tuple[np.ndarray, int, s
     return samples, rate, text
 
 
-def make_voices(out_dir: Path = DEFAULT_CACHE, speakers: int = 6, utterances: int = 3, seed: int = 0) -> VoiceSet:
+def make_voices(
+    out_dir: Path = DEFAULT_CACHE, speakers: int = 6, utterances: int = 3, seed: int = 0
+) -> VoiceSet:
     """Generate (or reuse from cache) `speakers` × `utterances` clips under out_dir; returns the set."""
     folder = Path(out_dir) / f"s{speakers}-u{utterances}-seed{seed}"
     manifest = folder / "manifest.json"

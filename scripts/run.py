@@ -1,7 +1,7 @@
 """`make run`: with a file argument, the command-line intake; otherwise the whole platform.
 
-    make run ARGS="path/to/voice.mp3"            # validate + embed one file, print report and hash
-    make run ARGS="db=postgres queue=redis"      # the platform with Hydra overrides
+make run ARGS="path/to/voice.mp3"            # validate + embed one file, print report and hash
+make run ARGS="db=postgres queue=redis"      # the platform with Hydra overrides
 """
 
 from __future__ import annotations

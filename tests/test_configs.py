@@ -11,7 +11,10 @@ from omegaconf import DictConfig
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 GROUP_OPTIONS = sorted(
-    (group.name, option.stem) for group in CONFIGS.iterdir() if group.is_dir() for option in group.glob("*.yaml")
+    (group.name, option.stem)
+    for group in CONFIGS.iterdir()
+    if group.is_dir()
+    for option in group.glob("*.yaml")
 )
 
 

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def _envelope(status: int, code: str, message: str, retryable: bool = False) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "retryable": retryable}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "retryable": retryable}}, status_code=status
+    )
 
 
 def create_app(platform: Platform | None) -> FastAPI:
@@ -36,7 +38,8 @@ def create_app(platform: Platform | None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in err.errors()[:5]
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+            for e in err.errors()[:5]
         )
         return _envelope(422, "invalid_request", problems or "the request is not valid")
 

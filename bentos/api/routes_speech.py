@@ -86,7 +86,9 @@ async def speak(request: Request, body: Speak) -> Response:
         if key is not None:
             await run_in_threadpool(store.abandon, key, account.id, route)
         if isinstance(err, StopAsyncIteration):
-            raise PlatformError("provider_unavailable", "the voice provider returned no audio", 502, True) from None
+            raise PlatformError(
+                "provider_unavailable", "the voice provider returned no audio", 502, True
+            ) from None
         raise from_provider_error(err) from None
 
     async def relay() -> AsyncIterator[bytes]:
@@ -135,7 +137,9 @@ async def openai_speech(body: OpenAISpeech, request: Request) -> Response:
     """OpenAI-compatible: `voice` is a persona id; any OpenAI SDK can call a persona."""
     fmt = OPENAI_FORMATS.get(body.response_format)
     if fmt is None:
-        raise PlatformError("invalid_request", f"response_format must be one of {sorted(OPENAI_FORMATS)}", 422)
+        raise PlatformError(
+            "invalid_request", f"response_format must be one of {sorted(OPENAI_FORMATS)}", 422
+        )
     model = body.model if body.model.startswith("step") else None  # OpenAI model names → the persona's model
     speak_body: dict[str, Any] = {"voice": body.voice, "text": body.input, "model": model, "format": fmt}
     if body.speed is not None:

@@ -16,7 +16,14 @@ from bentos.api.schemas import CreateVoice, file_view, job_view, persona_view
 from bentos.chain.outbox import Outbox
 from bentos.errors import PlatformError, from_audio_error, not_found
 from bentos.ids import new_id
-from bentos.personas import PersonaDraft, create_persona, discover, mark_revoked, owned_persona, visible_persona
+from bentos.personas import (
+    PersonaDraft,
+    create_persona,
+    discover,
+    mark_revoked,
+    owned_persona,
+    visible_persona,
+)
 from bentos.runtime import Platform
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
 from encoders import AudioError, load_audio
@@ -51,7 +58,9 @@ def upload_file(request: Request, file: UploadFile = File(...)) -> Response:  # 
         impersonation = _impersonation_check(platform, account, clip)
         with platform.sessions.begin() as session:
             existing = session.scalar(
-                select(StoredFile).where(StoredFile.owner_id == account.id, StoredFile.sha256 == clip.source_sha256)
+                select(StoredFile).where(
+                    StoredFile.owner_id == account.id, StoredFile.sha256 == clip.source_sha256
+                )
             )
             if existing is not None:
                 return 200, file_view(existing, impersonation)
@@ -96,7 +105,10 @@ def platform_log_review(account_id: str, hit: tuple[str, float]) -> None:
     import logging
 
     logging.getLogger("bentos.review").warning(
-        "impersonation review: account %s uploaded a voice at cosine %.3f to persona %s", account_id, hit[1], hit[0]
+        "impersonation review: account %s uploaded a voice at cosine %.3f to persona %s",
+        account_id,
+        hit[1],
+        hit[0],
     )
 
 
@@ -127,7 +139,11 @@ def create_voice(body: CreateVoice, request: Request) -> Response:
 def _detail(platform: Platform, persona: Persona, full: bool) -> dict[str, Any]:
     with platform.sessions() as session:
         creator = session.get(Account, persona.creator_id)
-        emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id)) if full else None
+        emb = (
+            session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id))
+            if full
+            else None
+        )
         chain = Outbox.get(session, f"register:{persona.id}") if full else None
         return persona_view(persona, creator, emb, chain, full=full)
 

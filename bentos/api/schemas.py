@@ -116,7 +116,9 @@ def persona_view(p: Persona, creator: Account | None, emb: EmbeddingRow | None, 
         view["stepVoiceId"] = p.step_voice_id
         view["cloneDuplicated"] = p.clone_duplicated
         view["impersonation"] = (
-            {"personaId": p.impersonation_of, "cosine": p.impersonation_cosine} if p.impersonation_of else None
+            {"personaId": p.impersonation_of, "cosine": p.impersonation_cosine}
+            if p.impersonation_of
+            else None
         )
     return view
 
@@ -140,7 +142,9 @@ def usage_view(u: UsageEvent) -> dict[str, Any]:
 def settlement_view(s: Settlement, chain: OutboxItem | None) -> dict[str, Any]:
     status = s.status
     if chain is not None:
-        status = {"pending": "pending", "sent": "sent", "confirmed": "confirmed", "failed": "failed"}[chain.status]
+        status = {"pending": "pending", "sent": "sent", "confirmed": "confirmed", "failed": "failed"}[
+            chain.status
+        ]
     return {"settlementId": s.id, "creatorId": s.creator_id, "amount": s.amount,
             "creatorAmount": s.creator_amount, "platformAmount": s.platform_amount, "usageCount": s.usage_count,
             "usageDigest": s.usage_digest, "weiAmount": s.wei_amount, "payoutWallet": s.payout_wallet,

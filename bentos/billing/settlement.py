@@ -19,7 +19,9 @@ from bentos.store.models import Account, Settlement, UsageEvent
 
 def usage_digest(rows: list[UsageEvent]) -> str:
     """keccak256 over 'id:request_id:amount:creator_share' lines in id order: what the chain anchors."""
-    lines = "\n".join(f"{r.id}:{r.request_id}:{r.amount}:{r.creator_share}" for r in sorted(rows, key=lambda r: r.id))
+    lines = "\n".join(
+        f"{r.id}:{r.request_id}:{r.amount}:{r.creator_share}" for r in sorted(rows, key=lambda r: r.id)
+    )
     return "0x" + keccak(lines.encode()).hex()
 
 
@@ -28,7 +30,9 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
     if creator.role not in ("creator", "admin"):
         raise forbidden("only creators have earnings to settle")
     if not creator.payout_wallet:
-        raise PlatformError("payout_wallet_missing", "set a payout wallet on the account before settling", 422)
+        raise PlatformError(
+            "payout_wallet_missing", "set a payout wallet on the account before settling", 422
+        )
     pending = session.scalar(
         select(func.coalesce(func.sum(UsageEvent.creator_share), 0)).where(
             UsageEvent.creator_id == creator.id, UsageEvent.settlement_id.is_(None)
@@ -36,7 +40,8 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
     )
     if int(pending or 0) < max(prices.minimum_payout, 1):
         raise PlatformError(
-            "nothing_to_settle", f"unsettled earnings ({int(pending or 0)} micro-CNY) are below the minimum payout"
+            "nothing_to_settle",
+            f"unsettled earnings ({int(pending or 0)} micro-CNY) are below the minimum payout",
         )
     settlement = Settlement(
         id=new_id("st"), creator_id=creator.id, usage_count=0, amount=0, creator_amount=0, platform_amount=0,

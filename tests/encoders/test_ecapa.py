@@ -18,7 +18,9 @@ def _noise(seconds: float, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)
 
 
-def test_missing_weights_are_an_error_not_a_random_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weights_are_an_error_not_a_random_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ecapa_module, "DEFAULT_TRAINED_WEIGHTS", tmp_path / "absent.pt")
     with pytest.raises(EncoderWeightsMissing, match="allow_random"):
         EcapaEncoder()
@@ -29,7 +31,11 @@ def test_missing_weights_are_an_error_not_a_random_model(tmp_path: Path, monkeyp
 def test_random_init_only_when_asked_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ecapa_module, "DEFAULT_TRAINED_WEIGHTS", tmp_path / "absent.pt")
     encoder = EcapaEncoder(allow_random=True, channels=(64, 64, 64, 64, 192), lin_neurons=96)
-    assert (encoder.pretrained, encoder.weights_source, encoder.version) == (False, "random init", "random-seed0")
+    assert (encoder.pretrained, encoder.weights_source, encoder.version) == (
+        False,
+        "random init",
+        "random-seed0",
+    )
     vectors = encoder.embed_arrays([_noise(5, 0), _noise(7, 1)], 16000)
     assert vectors.shape == (2, 96)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

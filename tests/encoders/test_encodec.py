@@ -47,7 +47,9 @@ def test_loads_a_local_checkpoint_as_pretrained(tmp_path: Path) -> None:
     from encodec import EncodecModel
 
     torch.manual_seed(7)
-    torch.save(EncodecModel.encodec_model_24khz(pretrained=False).state_dict(), tmp_path / "encodec_24khz-test.th")
+    torch.save(
+        EncodecModel.encodec_model_24khz(pretrained=False).state_dict(), tmp_path / "encodec_24khz-test.th"
+    )
     encoder = EncodecLatentEncoder(weights=tmp_path)
     assert encoder.pretrained is True
     assert encoder.version.startswith("sha256:")

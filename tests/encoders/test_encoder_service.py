@@ -1,4 +1,5 @@
-"""SpeakerEncoderService: the class directly (config and registry sources), then over HTTP with `bentoml serve`."""
+"""SpeakerEncoderService: the class directly (config and registry sources), then over HTTP with `bentoml
+serve`."""
 
 from __future__ import annotations
 
@@ -134,7 +135,9 @@ def test_service_over_http_batches_concurrent_requests(tmp_path: Path) -> None:
         results = asyncio.run(call_all())
         assert [r["encoder"] for r in results] == ["seeded"] * 8
         assert len({r["hash"] for r in results}) == 8  # different audio → different vectors, in request order
-        again = httpx.post(f"http://127.0.0.1:{port}/embed", json={"clips": [clips[3].tolist()]}, timeout=30).json()
+        again = httpx.post(
+            f"http://127.0.0.1:{port}/embed", json={"clips": [clips[3].tolist()]}, timeout=30
+        ).json()
         assert again[0]["hash"] == results[3]["hash"]
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""GE2E (Resemblyzer) on generated speakers: real pretrained weights that tell speakers apart."""
+"""GE2E (Resemblyzer) on generated speakers: real pretrained weights that tell speakers apart, and the
+impersonation check built on it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from encoders.audio import load_audio
 from encoders.evaluation import evaluate_encoder
 from encoders.ge2e import GE2EEncoder
+from encoders.impersonation import configured_threshold, nearest_other_creator
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +62,29 @@ def test_input_at_another_rate_is_resampled_not_misread(ge2e: GE2EEncoder, clips
     a = ge2e.embed_vector(clip.samples, 16000)
     b = ge2e.embed_vector(at_24k, 24000)
     assert float(np.dot(a, b)) > 0.98
+
+
+def test_threshold_comes_from_the_ge2e_config() -> None:
+    threshold = configured_threshold("ge2e")
+    assert threshold is not None and 0.0 < threshold < 1.0
+
+
+def test_same_voice_is_flagged_and_a_different_one_is_not(ge2e: GE2EEncoder, voice_set) -> None:  # type: ignore[no-untyped-def]
+    encoder = ge2e
+    by_speaker = voice_set.by_speaker()
+    speakers = sorted(by_speaker)
+    personas = {
+        f"persona-{s}": encoder.embed(load_audio(by_speaker[s][0].wav_path)).vector for s in speakers[1:]
+    }
+    same = encoder.embed(load_audio(by_speaker[speakers[1]][1].wav_path)).vector
+    match = nearest_other_creator(same, personas)
+    assert match is not None and match[0] == f"persona-{speakers[1]}"
+    newcomer = encoder.embed(load_audio(by_speaker[speakers[0]][0].wav_path)).vector
+    hit = nearest_other_creator(newcomer, personas)
+    assert hit is None or hit[1] < match[1]
+
+
+def test_no_candidates_and_dimension_mismatch() -> None:
+    assert nearest_other_creator(np.ones(4, np.float32), {}, threshold=0.5) is None
+    with pytest.raises(ValueError, match="dimension"):
+        nearest_other_creator(np.ones(4, np.float32), {"p": np.ones(3, np.float32)}, threshold=0.5)

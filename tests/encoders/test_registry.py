@@ -47,7 +47,11 @@ def _noise(seconds: float, seed: int) -> np.ndarray:
 
 def test_logged_version_carries_params_metrics_tags_and_weights(settings: RegistrySettings, ge2e) -> None:  # type: ignore[no-untyped-def]
     registered = log_encoder(ge2e, GE2E_CFG, metrics={"eer": 0.02, "min_dcf": 0.1}, settings=settings)
-    assert (registered.model_name, registered.version, registered.pretrained) == ("speaker-encoder-ge2e", "1", True)
+    assert (registered.model_name, registered.version, registered.pretrained) == (
+        "speaker-encoder-ge2e",
+        "1",
+        True,
+    )
     client = mlflow.MlflowClient()
     mv = client.get_model_version("speaker-encoder-ge2e", "1")
     assert mv.tags["pretrained"] == "true"
@@ -68,15 +72,20 @@ def test_champion_loads_and_embeds_like_the_direct_encoder(settings: RegistrySet
     assert loaded.version == "speaker-encoder-ge2e/2"
     clip = _noise(6, 0)
     assert np.allclose(loaded.embed_vector(clip, 16000), ge2e.embed_vector(clip, 16000), atol=1e-5)
-    # Moving the alias moves what the loader (and so the service, on restart) returns; pinning a version works too.
+    # Moving the alias moves what the loader (and so the service, on restart) returns; pinning a version
+    # works too.
     set_champion("ge2e", 1, settings=settings)
     assert load_encoder("ge2e", settings=settings).version == "speaker-encoder-ge2e/1"
-    assert load_encoder("models:/speaker-encoder-ge2e/2", settings=settings).version == "speaker-encoder-ge2e/2"
+    assert (
+        load_encoder("models:/speaker-encoder-ge2e/2", settings=settings).version == "speaker-encoder-ge2e/2"
+    )
 
 
 def test_random_init_version_is_refused_as_champion(settings: RegistrySettings) -> None:
     encoder = EcapaEncoder(**{k: v for k, v in ECAPA_RANDOM_CFG.items() if k not in ("_target_", "weights")})
-    registered = log_encoder(encoder, {**ECAPA_RANDOM_CFG, "weights": None}, metrics={"eer": 0.0}, settings=settings)
+    registered = log_encoder(
+        encoder, {**ECAPA_RANDOM_CFG, "weights": None}, metrics={"eer": 0.0}, settings=settings
+    )
     assert registered.pretrained is False
     with pytest.raises(ChampionRefused, match="random"):
         set_champion("ecapa", registered.version, settings=settings)

@@ -34,7 +34,11 @@ def test_same_audio_gives_same_vector_and_hash_in_another_process(voice_set: Voi
     path = voice_set.clips[0].mp3_path
     here = SeededEncoder(dim=256, seed=0).embed(load_audio(path))
     child = subprocess.run(
-        [sys.executable, "-c", _EMBED_IN_CHILD, str(path)], capture_output=True, text=True, cwd=REPO, check=True
+        [sys.executable, "-c", _EMBED_IN_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     )
     there = json.loads(child.stdout.strip().splitlines()[-1])
     assert there["hash"] == here.hash
@@ -69,7 +73,6 @@ def test_golden_hash_of_a_fixed_waveform() -> None:
     assert audio_sha == "61d3bef5653f80e0f6fc7ae9be7d52180cb37c9fdc7dd7bb42d20c65d4dd4683"
     vector = SeededEncoder(dim=256, seed=0).vector_for(audio_sha)
     assert embedding_hash(vector) == GOLDEN_HASH
-
 
 
 def test_hash_is_keccak_of_little_endian_float32() -> None:

@@ -32,7 +32,9 @@ def create_live_persona(running: RunningPlatform, key: str, audio: bytes, **fiel
     return dict(wait_for(live, timeout=120, what="the persona to go live"))
 
 
-def test_persona_lifecycle_upload_to_revocation(platform_server: RunningPlatform, voice_set: VoiceSet) -> None:
+def test_persona_lifecycle_upload_to_revocation(
+    platform_server: RunningPlatform, voice_set: VoiceSet
+) -> None:
     _, creator_key = platform_server.sign_up("creator", WALLET)
     _, consumer_key = platform_server.sign_up("consumer")
     persona = create_live_persona(platform_server, creator_key, voice_set.clips[0].mp3_path.read_bytes())
