@@ -16,9 +16,9 @@ from typing import Any
 
 import mlflow
 import mlflow.pyfunc
-from mlflow.pyfunc import PythonModel
 import numpy as np
 import yaml
+from mlflow.pyfunc import PythonModel
 
 from encoders.base import SpeakerEncoder
 
@@ -220,8 +220,8 @@ def log_encoder(
         for key, value in tags.items():
             client.set_model_version_tag(model_name, version, key, value)
         if metrics:
-            for key, value in metrics.items():
-                client.set_model_version_tag(model_name, version, f"metric.{key}", f"{float(value):.6g}")
+            for key, number in metrics.items():
+                client.set_model_version_tag(model_name, version, f"metric.{key}", f"{float(number):.6g}")
         return RegisteredEncoder(model_name, version, run.info.run_id, bool(encoder.pretrained))
 
 

@@ -163,7 +163,7 @@ def synthesize_speakers(
     for speaker, voice in speakers:
         path = (
             cache_dir
-            / f"{speaker.replace(':', '_').replace('+', '_').replace('@', '_')}-u{utterances}-s{seed}.npz"
+            / f"{speaker.replace(':', '_').replace('+', '_').replace('@', '_')}-u{utterances}-s{seed}-v2.npz"
         )
         if path.exists():
             with np.load(path) as data:

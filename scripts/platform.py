@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
         frontend = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app" / "app.py"),
              "--server.address", server.host, "--server.port", str(server.frontend_port), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
             cwd=REPO, env={**env, "VOXPERSONA_API_URL": base, "VOXPERSONA_API_KEY": key},
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
