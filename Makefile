@@ -9,7 +9,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-all lint bench lock clean
+.PHONY: setup run test test-all lint bench bento lock clean
 
 setup: $(STAMP) .cache/apt-ok
 
@@ -46,6 +46,10 @@ lint: setup
 
 bench: setup
 	$(PY) -m scripts.bench_intake
+
+# Package the services as a Bento (BentoML's deployable unit); `bentoml containerize` turns it into an image.
+bento: setup
+	BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/.cache/bentoml} $(VENV)/bin/bentoml build -f bentofile.yaml .
 
 # Re-resolve the lock from pyproject (needs the registry); commit the result.
 lock:

@@ -42,8 +42,9 @@ def from_provider_error(err: StepFunError) -> PlatformError:
     from bentos.stepfun import errors as sf
 
     if isinstance(err, sf.ProviderConfigError):
-        return PlatformError("provider_unavailable", "the voice provider is misconfigured; we have been alerted",
-                             503)  # fmt: skip
+        return PlatformError(
+            "provider_unavailable", "the voice provider is misconfigured; we have been alerted", 503
+        )
     if isinstance(err, sf.RateLimited):
         return PlatformError("provider_rate_limited", "the voice provider is busy; retry shortly", 429, True)
     if isinstance(err, sf.ContentBlocked):

@@ -44,8 +44,11 @@ class IdempotencyStore:
             if row is None:
                 try:
                     with session.begin_nested():
-                        session.add(IdempotencyRecord(key=key, account_ref=account_ref, route=route,
-                                                      request_hash=req_hash))  # fmt: skip
+                        session.add(
+                            IdempotencyRecord(
+                                key=key, account_ref=account_ref, route=route, request_hash=req_hash
+                            )
+                        )
                     return None
                 except IntegrityError:
                     row = self._find(session, key, account_ref, route)

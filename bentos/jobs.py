@@ -91,9 +91,15 @@ class JobQueue:
         if self._consumer is not None:
             return
         consumer = _ThreadConsumer(
-            self.huey, workers=self.settings.workers, worker_type="thread", periodic=False,
-            initial_delay=0.05, backoff=1.5, max_delay=self.settings.max_delay, check_worker_health=False,
-        )  # fmt: skip
+            self.huey,
+            workers=self.settings.workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            backoff=1.5,
+            max_delay=self.settings.max_delay,
+            check_worker_health=False,
+        )
         consumer.start()
         self._consumer = consumer
 

@@ -135,9 +135,15 @@ def owned_persona(session: Session, persona_id: str, caller: Account) -> Persona
 
 
 def discover(
-    session: Session, caller: Account | None, q: str | None, tag: str | None, language: str | None,
-    sort: str, limit: int, offset: int,
-) -> tuple[list[Persona], int]:  # fmt: skip
+    session: Session,
+    caller: Account | None,
+    q: str | None,
+    tag: str | None,
+    language: str | None,
+    sort: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[Persona], int]:
     """Public live personas (plus the caller's own of any visibility), filtered and sorted."""
     visible = Persona.visibility == "public"
     if caller is not None:

@@ -50,8 +50,14 @@ def creator_address(account: Account) -> str:
 
 def metadata_hash(persona: Persona, upload: StoredFile) -> str:
     """keccak256 of the canonical JSON of what the creator attested to."""
-    doc = {"persona": persona.id, "creator": persona.creator_id, "name": persona.name, "model": persona.model,
-           "audio_sha256": upload.sha256, "consent": persona.consent_statement}  # fmt: skip
+    doc = {
+        "persona": persona.id,
+        "creator": persona.creator_id,
+        "name": persona.name,
+        "model": persona.model,
+        "audio_sha256": upload.sha256,
+        "consent": persona.consent_statement,
+    }
     return "0x" + keccak(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hex()
 
 
@@ -97,8 +103,8 @@ class PersonaPipeline:
             except Exception:
                 # A bug or an outage of our own (DB, blobs): keep the step, retry within the bound.
                 log.exception("persona %s: step %s crashed", persona_id, state)
-                failure = StepFailed("internal_error", "an internal error interrupted this step", True)
-                self._fail_or_retry(persona_id, state, failure)
+                crash = StepFailed("internal_error", "an internal error interrupted this step", True)
+                self._fail_or_retry(persona_id, state, crash)
                 return
             self._advance(persona_id, state, next_state)
 
@@ -121,11 +127,17 @@ class PersonaPipeline:
         with self.sessions.begin() as session:
             row = session.query(EmbeddingRow).filter_by(persona_id=persona_id).one_or_none()
             if row is None:
-                session.add(EmbeddingRow(
-                    persona_id=persona_id, encoder=embedding.encoder, version=embedding.version,
-                    pretrained=embedding.pretrained, dim=embedding.dim,
-                    vector=np.ascontiguousarray(embedding.vector, "<f4").tobytes(), hash=embedding.hash,
-                ))  # fmt: skip
+                session.add(
+                    EmbeddingRow(
+                        persona_id=persona_id,
+                        encoder=embedding.encoder,
+                        version=embedding.version,
+                        pretrained=embedding.pretrained,
+                        dim=embedding.dim,
+                        vector=np.ascontiguousarray(embedding.vector, "<f4").tobytes(),
+                        hash=embedding.hash,
+                    )
+                )
         return "embedded"
 
     def _register(self, persona_id: str) -> str:
@@ -137,10 +149,17 @@ class PersonaPipeline:
             creator = session.get(Account, persona.creator_id)
             row = session.query(EmbeddingRow).filter_by(persona_id=persona_id).one()
             assert upload is not None and creator is not None
-            Outbox.enqueue(session, "register", {
-                "persona_id": persona_id, "embedding_hash": row.hash,
-                "metadata_hash": metadata_hash(persona, upload), "creator": creator_address(creator),
-            }, f"register:{persona_id}")  # fmt: skip
+            Outbox.enqueue(
+                session,
+                "register",
+                {
+                    "persona_id": persona_id,
+                    "embedding_hash": row.hash,
+                    "metadata_hash": metadata_hash(persona, upload),
+                    "creator": creator_address(creator),
+                },
+                f"register:{persona_id}",
+            )
             persona.state = "registered"
         return "registered"
 
@@ -184,8 +203,9 @@ class PersonaPipeline:
             if persona.sample_blob_key and self.blobs.exists(persona.sample_blob_key):
                 return "previewed"
             voice_id, model, text = persona.step_voice_id, persona.model, persona.sample_text
-        audio = self.provider.speech(model=model, voice=voice_id, input=text or DEFAULT_SAMPLE_TEXT,
-                                     response_format="wav")  # fmt: skip
+        audio = self.provider.speech(
+            model=model, voice=voice_id, input=text or DEFAULT_SAMPLE_TEXT, response_format="wav"
+        )
         key = self.blobs.put(audio.audio)
         with self.sessions.begin() as session:
             persona = session.get(Persona, persona_id)
@@ -240,8 +260,13 @@ class PersonaPipeline:
                 persona.state = "failed"
                 if job is not None:
                     job.status = "failed"
-        log.warning("persona %s failed at %s: %s (%s)", persona_id, step, failure.code,
-                    "retrying" if retry else "final")  # fmt: skip
+        log.warning(
+            "persona %s failed at %s: %s (%s)",
+            persona_id,
+            step,
+            failure.code,
+            "retrying" if retry else "final",
+        )
         if self.on_step and not retry:
             self.on_step(persona_id, "failed")
         if retry:

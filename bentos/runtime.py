@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -126,9 +125,11 @@ class Platform:
         """Re-enqueue every persona whose pipeline had not finished (jobs running at a crash are lost)."""
         unfinished = list(PIPELINE_STATES[:-1])
         with self.sessions() as session:
-            ids = list(session.scalars(
-                select(Persona.id).where(Persona.state.in_(unfinished), Persona.revoked_at.is_(None))
-            ))  # fmt: skip
+            ids = list(
+                session.scalars(
+                    select(Persona.id).where(Persona.state.in_(unfinished), Persona.revoked_at.is_(None))
+                )
+            )
         for persona_id in ids:
             self.jobs.enqueue(persona_id)
         if ids:

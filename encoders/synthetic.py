@@ -30,9 +30,29 @@ _FESTIVAL_VOICES = {
 _FESTIVAL_ROOT = Path("/usr/share/festival/voices")
 # espeak-ng variants picked for spread of gender and timbre; all ship with Debian's espeak-ng-data.
 _ESPEAK_VARIANTS = (
-    "m1", "f1", "m3", "f2", "m5", "f3", "m7", "f4", "adam", "Alicia", "benjamin", "belinda",
-    "Andy", "Annie", "david", "aunty", "edward", "Andrea", "Gene", "iven", "max", "steph",
-)  # fmt: skip
+    "m1",
+    "f1",
+    "m3",
+    "f2",
+    "m5",
+    "f3",
+    "m7",
+    "f4",
+    "adam",
+    "Alicia",
+    "benjamin",
+    "belinda",
+    "Andy",
+    "Annie",
+    "david",
+    "aunty",
+    "edward",
+    "Andrea",
+    "Gene",
+    "iven",
+    "max",
+    "steph",
+)
 
 
 class SynthesisError(RuntimeError):

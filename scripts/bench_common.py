@@ -48,8 +48,11 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    meta = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.platform(),
-            "cpus": os.cpu_count()}  # fmt: skip
+    meta = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
     path.write_text(json.dumps({"meta": meta, **payload}, indent=2))
     print(f"\nresults written to {path}")
     return path

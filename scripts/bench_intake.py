@@ -40,9 +40,16 @@ def main() -> None:
                 per_8s.append(elapsed * 8.0 / audio.source_duration)
         stats, scaled = summarize_ms(times), summarize_ms(per_8s)
         raw[fmt] = {"per_clip": stats, "per_8s_clip": scaled}
-        rows.append({"format": fmt, "clips": stats["n"], "median ms": stats["median_ms"],
-                     "p95 ms": stats["p95_ms"], "median ms / 8 s": scaled["median_ms"],
-                     "p95 ms / 8 s": scaled["p95_ms"]})  # fmt: skip
+        rows.append(
+            {
+                "format": fmt,
+                "clips": stats["n"],
+                "median ms": stats["median_ms"],
+                "p95 ms": stats["p95_ms"],
+                "median ms / 8 s": scaled["median_ms"],
+                "p95 ms / 8 s": scaled["p95_ms"],
+            }
+        )
     print_table("intake: decode + validate + preprocess + seeded embed (1 thread)", rows)
     write_results("intake", {"target_median_ms_per_8s": 30, "results": raw})
 

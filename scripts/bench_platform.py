@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -236,16 +236,16 @@ def stream_once(client: httpx.Client, url: str, body: dict[str, Any]) -> tuple[f
 
 
 @contextmanager
-def server_side_timers() -> Iterator[dict[str, list[float]]]:
-    """In-process only: time the platform's own work inside POST /tts (auth, persona lookup, metering)."""
+def server_side_timers(running: RunningPlatform) -> Iterator[dict[str, list[float]]]:
+    """In-process only: time the platform's own work inside POST /tts (auth, persona lookup, metering) and the
+    upstream call as the platform sees it (its StepFun client's time to first chunk, and to the last)."""
     from bentos.api import routes_speech
 
-    timings: dict[str, list[float]] = {"auth": [], "persona": [], "meter": []}
-    originals = {
-        "auth": routes_speech.caller,
-        "persona": routes_speech._persona,
-        "meter": routes_speech._meter,
-    }
+    names = ("auth", "persona", "meter", "upstream_ttfb", "upstream_total")
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    originals = {"caller": routes_speech.caller, "_persona": routes_speech._persona, "_meter": routes_speech._meter}
+    provider = running.platform.async_provider
+    stream_speech = provider.stream_speech
 
     def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -257,22 +257,55 @@ def server_side_timers() -> Iterator[dict[str, list[float]]]:
 
         return wrapper
 
-    routes_speech.caller = timed("auth", originals["auth"])  # type: ignore[assignment]
-    routes_speech._persona = timed("persona", originals["persona"])  # type: ignore[assignment]
-    routes_speech._meter = timed("meter", originals["meter"])  # type: ignore[assignment]
+    async def timed_stream(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
+        start = time.perf_counter()
+        upstream = stream_speech(*args, **kwargs)
+        try:
+            async for chunk in upstream:
+                if len(timings["upstream_ttfb"]) == len(timings["upstream_total"]):
+                    timings["upstream_ttfb"].append(time.perf_counter() - start)
+                yield chunk
+            timings["upstream_total"].append(time.perf_counter() - start)
+        finally:
+            await upstream.aclose()
+
+    for attr, name in (("caller", "auth"), ("_persona", "persona"), ("_meter", "meter")):
+        setattr(routes_speech, attr, timed(name, originals[attr]))
+    provider.stream_speech = timed_stream  # type: ignore[method-assign]
     try:
         yield timings
     finally:
-        routes_speech.caller = originals["auth"]  # type: ignore[assignment]
-        routes_speech._persona = originals["persona"]  # type: ignore[assignment]
-        routes_speech._meter = originals["meter"]  # type: ignore[assignment]
+        for attr, fn in originals.items():
+            setattr(routes_speech, attr, fn)
+        provider.stream_speech = stream_speech  # type: ignore[method-assign]
+
+
+def metric_sum_count(base: str, metric: str) -> tuple[float, float]:
+    """(Σ, count) of a Prometheus histogram on BentoML's /metrics (all label sets together)."""
+    total = count = 0.0
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.split("{")[0] == f"{metric}_sum":
+            total += float(value)
+        elif name.split("{")[0] == f"{metric}_count":
+            count += float(value)
+    return total, count
 
 
 def tts_overhead(
-    base: str, consumer_key: str, voice_id: str, emu: EmulatorProcess, calls: int, fmt: str, text: str
+    base: str,
+    keys: tuple[str, str],
+    voice_id: str,
+    emu: EmulatorProcess,
+    calls: int,
+    fmt: str,
+    text: str,
 ) -> dict[str, Any]:
-    """Same text, voice and format both ways, sequential, interleaved (the order alternates every pair)."""
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {consumer_key}"}, timeout=60) as plat:
+    """Same text, voice and format both ways, sequential, interleaved (the order alternates every pair).
+
+    keys: (creator, consumer): the creator reads the persona's StepFun voice id; the consumer calls /tts."""
+    creator_key, consumer_key = keys
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {creator_key}"}, timeout=60) as plat:
         step_voice = plat.get(f"/voices/{voice_id}").json()["stepVoiceId"]
     plat_body = {"voice": voice_id, "text": text, "format": fmt}
     # Exactly the body the platform sends upstream (SpeechRequest.payload(): unset fields left out).
@@ -437,17 +470,15 @@ def tree_memory(pid: int) -> dict[str, Any]:
     for proc in [root, *root.children(recursive=True)]:
         try:
             info = proc.memory_full_info()
-            cmd = " ".join(proc.cmdline())
         except psutil.Error:
             continue
-        label = next(
-            (
-                s
-                for s in ("SpeakerEncoderService", "PersonaPlatform", "speaker_encoder", "persona_platform")
-                if s in cmd
-            ),
-            "supervisor" if proc.pid == pid else cmd[-60:],
-        )
+        argv = proc.cmdline()
+        if proc.pid == pid:
+            label = "supervisor"
+        elif "--service-name" in argv[:-1]:
+            label = argv[argv.index("--service-name") + 1]
+        else:
+            label = " ".join(argv)[-60:]
         rows.append(
             {
                 "pid": proc.pid,
@@ -483,6 +514,7 @@ def bentoml_platform(
         "OMP_NUM_THREADS": str(threads),
         "PYTHONUNBUFFERED": "1",
     }
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "bentoml.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -628,10 +660,10 @@ def main() -> None:
                 _, creator = running.sign_up("creator")
                 _, consumer = running.sign_up("consumer")
                 pipe = pipeline_inprocess(running, creator, persona_clips, warm_clip)
-                with server_side_timers() as timings:
+                with server_side_timers(running) as timings:
                     tts_in = tts_overhead(
                         running.base_url,
-                        consumer,
+                        (creator, consumer),
                         pipe["voice_ids"][0],
                         emu,
                         args.tts_calls,
@@ -673,7 +705,13 @@ def main() -> None:
                     creator_b, consumer_b = sign_up(base, "creator"), sign_up(base, "consumer")
                     pipe_b = pipeline_bentoml(base, creator_b, served_clips)
                     tts_b = tts_overhead(
-                        base, consumer_b, pipe_b["voice_ids"][0], emu, args.tts_calls, args.format, args.text
+                        base,
+                        (creator_b, consumer_b),
+                        pipe_b["voice_ids"][0],
+                        emu,
+                        args.tts_calls,
+                        args.format,
+                        args.text,
                     )
                     file_ids = upload_files(base, creator_b, clips[:16])
                     seq = embed_load(base, creator_b, file_ids, args.embed_requests, 1)

@@ -125,8 +125,10 @@ def make_voices(
     folder = Path(out_dir) / f"s{speakers}-u{utterances}-seed{seed}"
     manifest = folder / "manifest.json"
     if manifest.exists():
-        clips = [VoiceClip(**{**c, "wav_path": Path(c["wav_path"]), "mp3_path": Path(c["mp3_path"])})
-                 for c in json.loads(manifest.read_text())]  # fmt: skip
+        clips = [
+            VoiceClip(**{**c, "wav_path": Path(c["wav_path"]), "mp3_path": Path(c["mp3_path"])})
+            for c in json.loads(manifest.read_text())
+        ]
         if all(c.wav_path.exists() and c.mp3_path.exists() for c in clips):
             return VoiceSet(clips)
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,8 +144,11 @@ def make_voices(
             sf.write(mp3, samples, rate, format="MP3")
             clips.append(VoiceClip(speaker, u, wav, mp3, text, round(len(samples) / rate, 3)))
     tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps([{**asdict(c), "wav_path": str(c.wav_path), "mp3_path": str(c.mp3_path)}
-                               for c in clips], indent=1))  # fmt: skip
+    tmp.write_text(
+        json.dumps(
+            [{**asdict(c), "wav_path": str(c.wav_path), "mp3_path": str(c.mp3_path)} for c in clips], indent=1
+        )
+    )
     tmp.replace(manifest)
     return VoiceSet(clips)
 

@@ -72,8 +72,12 @@ def main(argv: list[str]) -> int:
     server = instantiate(cfg.server)
     provider = instantiate(cfg.provider)
     encoder_name = next((o.split("=", 1)[1] for o in overrides if o.startswith("encoder=")), "seeded")
-    env = {**os.environ, "VOXPERSONA_OVERRIDES": " ".join(overrides), "VOXPERSONA_ENCODER": encoder_name,
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "VOXPERSONA_OVERRIDES": " ".join(overrides),
+        "VOXPERSONA_ENCODER": encoder_name,
+        "PYTHONUNBUFFERED": "1",
+    }
     if _port_open(server.host, server.port):
         print(f"port {server.port} is already in use: is the platform already running?", file=sys.stderr)
         return 1
@@ -95,24 +99,55 @@ def main(argv: list[str]) -> int:
         else:
             print(f"StepFun           {provider.base_url} (key from STEP_API_KEY)")
         api = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "bentos.platform_service:PersonaPlatform",
-             "--host", server.host, "--port", str(server.port)],
-            cwd=REPO, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "bentos.platform_service:PersonaPlatform",
+                "--host",
+                server.host,
+                "--port",
+                str(server.port),
+            ],
+            cwd=REPO,
+            env=env,
+        )
         base = f"http://{server.host}:{server.port}"
         _wait("the platform", lambda: _ready(f"{base}/readyz"), [api], timeout=300)
-        demo = httpx.post(f"{base}/accounts", json={
-            "name": "Demo Creator", "email": f"demo-{secrets.token_hex(3)}@voxpersona.local", "role": "creator",
-            "payoutWallet": "0x" + secrets.token_hex(20),
-        }, timeout=30).json()  # fmt: skip
+        demo = httpx.post(
+            f"{base}/accounts",
+            json={
+                "name": "Demo Creator",
+                "email": f"demo-{secrets.token_hex(3)}@voxpersona.local",
+                "role": "creator",
+                "payoutWallet": "0x" + secrets.token_hex(20),
+            },
+            timeout=30,
+        ).json()
         key = demo["apiKey"]
         frontend = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app" / "app.py"),
-             "--server.address", server.host, "--server.port", str(server.frontend_port), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
-            cwd=REPO, env={**env, "VOXPERSONA_API_URL": base, "VOXPERSONA_API_KEY": key},
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(REPO / "streamlit_app" / "app.py"),
+                "--server.address",
+                server.host,
+                "--server.port",
+                str(server.frontend_port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--client.toolbarMode",
+                "minimal",
+            ],
+            cwd=REPO,
+            env={**env, "VOXPERSONA_API_URL": base, "VOXPERSONA_API_KEY": key},
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         _wait("the front end", lambda: _port_open(server.host, server.frontend_port), [frontend], timeout=120)
         print("\nVoxPersona is running:")
         print(f"  API        {base}   (OpenAPI docs: {base}/docs, health: {base}/health)")

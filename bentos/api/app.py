@@ -27,8 +27,11 @@ def _envelope(status: int, code: str, message: str, retryable: bool = False) -> 
 
 def create_app(platform: Platform | None) -> FastAPI:
     """platform may be set later on app.state.platform (the BentoML service builds it in its __init__)."""
-    app = FastAPI(title="VoxPersona", version="0.1.0",
-                  description="Upload a voice, shape a persona, let others call it — metered and anchored on chain.")  # fmt: skip
+    app = FastAPI(
+        title="VoxPersona",
+        version="0.1.0",
+        description="Upload a voice, shape a persona, let others call it — metered and anchored on chain.",
+    )
     app.state.platform = platform
 
     @app.exception_handler(PlatformError)

@@ -49,16 +49,24 @@ def idempotent(
     store = IdempotencyStore(platform_of(request).sessions)
     stored = store.begin(key, account_ref, route, req_hash)
     if stored is not None:
-        return Response(stored.body, stored.status_code, media_type=stored.content_type,
-                        headers={"Idempotent-Replayed": "true"})  # fmt: skip
+        return Response(
+            stored.body,
+            stored.status_code,
+            media_type=stored.content_type,
+            headers={"Idempotent-Replayed": "true"},
+        )
     try:
         status, payload = produce()
     except PlatformError as err:
         if err.retryable or err.status >= 500:
             store.abandon(key, account_ref, route)
         else:
-            store.finish(key, account_ref, route, StoredResponse(err.status, json.dumps(err.envelope()).encode(),
-                                                                 "application/json"))  # fmt: skip
+            store.finish(
+                key,
+                account_ref,
+                route,
+                StoredResponse(err.status, json.dumps(err.envelope()).encode(), "application/json"),
+            )
         raise
     except BaseException:
         store.abandon(key, account_ref, route)

@@ -23,35 +23,67 @@ def usage(request: Request, limit: int = 50) -> dict[str, Any]:
     """The caller's metered calls and totals; for creators also earnings per persona (settled or not)."""
     platform, account = platform_of(request), caller(request)
     with platform.sessions() as session:
-        calls = list(session.scalars(
-            select(UsageEvent).where(UsageEvent.caller_id == account.id)
-            .order_by(UsageEvent.id.desc()).limit(max(1, min(limit, 500)))
-        ))  # fmt: skip
+        calls = list(
+            session.scalars(
+                select(UsageEvent)
+                .where(UsageEvent.caller_id == account.id)
+                .order_by(UsageEvent.id.desc())
+                .limit(max(1, min(limit, 500)))
+            )
+        )
         n, chars, ms, amount = session.execute(
-            select(func.count(UsageEvent.id), func.coalesce(func.sum(UsageEvent.chars), 0),
-                   func.coalesce(func.sum(UsageEvent.audio_ms), 0), func.coalesce(func.sum(UsageEvent.amount), 0))
-            .where(UsageEvent.caller_id == account.id)
-        ).one()  # fmt: skip
+            select(
+                func.count(UsageEvent.id),
+                func.coalesce(func.sum(UsageEvent.chars), 0),
+                func.coalesce(func.sum(UsageEvent.audio_ms), 0),
+                func.coalesce(func.sum(UsageEvent.amount), 0),
+            ).where(UsageEvent.caller_id == account.id)
+        ).one()
         earnings = session.execute(
-            select(Persona.id, Persona.name, func.count(UsageEvent.id), func.sum(UsageEvent.chars),
-                   func.sum(UsageEvent.amount), func.sum(UsageEvent.creator_share))
+            select(
+                Persona.id,
+                Persona.name,
+                func.count(UsageEvent.id),
+                func.sum(UsageEvent.chars),
+                func.sum(UsageEvent.amount),
+                func.sum(UsageEvent.creator_share),
+            )
             .join(UsageEvent, UsageEvent.persona_id == Persona.id)
-            .where(Persona.creator_id == account.id).group_by(Persona.id, Persona.name)
-        ).all()  # fmt: skip
-        unsettled = dict(session.execute(
-            select(UsageEvent.persona_id, func.sum(UsageEvent.creator_share))
-            .where(UsageEvent.creator_id == account.id, UsageEvent.settlement_id.is_(None))
-            .group_by(UsageEvent.persona_id)
-        ).tuples().all())  # fmt: skip
+            .where(Persona.creator_id == account.id)
+            .group_by(Persona.id, Persona.name)
+        ).all()
+        unsettled = dict(
+            session.execute(
+                select(UsageEvent.persona_id, func.sum(UsageEvent.creator_share))
+                .where(UsageEvent.creator_id == account.id, UsageEvent.settlement_id.is_(None))
+                .group_by(UsageEvent.persona_id)
+            )
+            .tuples()
+            .all()
+        )
     return {
-        "currency": platform.prices.currency, "unit": "micro",
-        "totals": {"calls": int(n), "chars": int(chars), "audioSeconds": round(int(ms) / 1000, 3),
-                   "amount": int(amount)},
+        "currency": platform.prices.currency,
+        "unit": "micro",
+        "totals": {
+            "calls": int(n),
+            "chars": int(chars),
+            "audioSeconds": round(int(ms) / 1000, 3),
+            "amount": int(amount),
+        },
         "calls": [usage_view(u) for u in calls],
-        "earnings": [{"personaId": pid, "name": name, "calls": int(c), "chars": int(ch or 0),
-                      "amount": int(a or 0), "creatorShare": int(cs or 0), "unsettled": int(unsettled.get(pid) or 0)}
-                     for pid, name, c, ch, a, cs in earnings],
-    }  # fmt: skip
+        "earnings": [
+            {
+                "personaId": pid,
+                "name": name,
+                "calls": int(c),
+                "chars": int(ch or 0),
+                "amount": int(a or 0),
+                "creatorShare": int(cs or 0),
+                "unsettled": int(unsettled.get(pid) or 0),
+            }
+            for pid, name, c, ch, a, cs in earnings
+        ],
+    }
 
 
 @router.post("/settlements", status_code=201)
@@ -72,8 +104,11 @@ def create_settlement(request: Request) -> Response:
 def list_settlements(request: Request) -> dict[str, Any]:
     platform, account = platform_of(request), caller(request)
     with platform.sessions() as session:
-        rows = session.scalars(select(Settlement).where(Settlement.creator_id == account.id)
-                               .order_by(Settlement.created_at.desc()))  # fmt: skip
+        rows = session.scalars(
+            select(Settlement)
+            .where(Settlement.creator_id == account.id)
+            .order_by(Settlement.created_at.desc())
+        )
         return {"data": [settlement_view(s, Outbox.get(session, f"settle:{s.id}")) for s in rows]}
 
 

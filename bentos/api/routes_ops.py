@@ -33,7 +33,12 @@ def health(request: Request) -> JSONResponse:
         queue = {"state": "down", "error": type(exc).__name__}
     provider = {**platform.provider_health.as_dict(), "name": platform.provider_settings.name}
     chain = {"state": "degraded" if platform.chain_error else "ok", "error": platform.chain_error}
-    parts = {"provider": provider, "chain": chain, "db": {"state": "ok" if db_ok else "down"}, "queue": queue}
+    parts: dict[str, dict[str, Any]] = {
+        "provider": provider,
+        "chain": chain,
+        "db": {"state": "ok" if db_ok else "down"},
+        "queue": queue,
+    }
     status = "ok" if all(p.get("state") == "ok" for p in parts.values()) else "degraded"
     return JSONResponse({"status": status, **parts}, status_code=200 if db_ok else 503)
 
@@ -64,5 +69,11 @@ async def embed_file(body: EmbedRequest, request: Request) -> dict[str, Any]:
         result: dict[str, Any] = (await platform.remote_embed([clip.samples]))[0]
         return result
     embedding = await run_in_threadpool(platform.encoder.embed, clip)
-    return {"vector": [float(x) for x in embedding.vector], "dim": embedding.dim, "hash": embedding.hash,
-            "encoder": embedding.encoder, "version": embedding.version, "pretrained": embedding.pretrained}  # fmt: skip
+    return {
+        "vector": [float(x) for x in embedding.vector],
+        "dim": embedding.dim,
+        "hash": embedding.hash,
+        "encoder": embedding.encoder,
+        "version": embedding.version,
+        "pretrained": embedding.pretrained,
+    }

@@ -54,10 +54,16 @@ async def speak(request: Request, body: Speak) -> Response:
         raise PlatformError("invalid_text", f"text must be 1–{platform.server.tts_max_chars} characters", 422)
     try:
         speech = SpeechRequest(
-            model=body.model or persona.model, input=body.text, voice=persona.step_voice_id or "",
-            response_format=body.format, speed=body.speed, volume=body.volume, sample_rate=body.sample_rate,
-            voice_label=body.voice_label, instruction=body.instruction,
-        )  # fmt: skip
+            model=body.model or persona.model,
+            input=body.text,
+            voice=persona.step_voice_id or "",
+            response_format=body.format,
+            speed=body.speed,
+            volume=body.volume,
+            sample_rate=body.sample_rate,  # type: ignore[arg-type]  # validated by SpeechRequest
+            voice_label=body.voice_label,  # type: ignore[arg-type]  # a dict, validated into a VoiceLabel
+            instruction=body.instruction,
+        )
     except ValidationError as err:
         message = "; ".join(str(e.get("msg")) for e in err.errors()[:3])
         raise PlatformError("invalid_request", message, 422) from None
@@ -72,8 +78,12 @@ async def speak(request: Request, body: Speak) -> Response:
             audio = stored.body
             if audio.startswith(_BLOB_REF):
                 audio = platform.blobs.get(audio[len(_BLOB_REF) :].decode())
-            return Response(audio, stored.status_code, media_type=stored.content_type,
-                            headers={"Idempotent-Replayed": "true"})  # fmt: skip
+            return Response(
+                audio,
+                stored.status_code,
+                media_type=stored.content_type,
+                headers={"Idempotent-Replayed": "true"},
+            )
     request_id = f"idem:{account.id}:{key}" if key else new_id("req")
     content_type = CONTENT_TYPES[speech.format]
 
@@ -101,11 +111,21 @@ async def speak(request: Request, body: Speak) -> Response:
                 yield chunk
             completed = True
         finally:
-            await chunks.aclose()
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
             if completed:
                 metrics.PROVIDER_CALLS.labels("ok").inc()
-                await run_in_threadpool(_meter, platform, request_id, account, persona, speech, b"".join(received),
-                                        key, req_hash, content_type)  # fmt: skip
+                await run_in_threadpool(
+                    _meter,
+                    platform,
+                    request_id,
+                    account,
+                    persona,
+                    speech,
+                    b"".join(received),
+                    key,
+                    req_hash,
+                    content_type,
+                )
             elif key is not None:
                 await run_in_threadpool(store.abandon, key, account.id, route)
 
@@ -113,11 +133,27 @@ async def speak(request: Request, body: Speak) -> Response:
     return StreamingResponse(relay(), media_type=content_type, headers=headers)
 
 
-def _meter(platform: Platform, request_id: str, account: Account, persona: Persona, speech: SpeechRequest,
-           audio: bytes, key: str | None, req_hash: str, content_type: str) -> None:  # fmt: skip
-    record_usage(platform.sessions, platform.prices, request_id=request_id, caller_id=account.id, persona=persona,
-                 chars=len(speech.input), audio_ms=audio_ms(audio, speech.format, speech.rate),
-                 model=speech.model)  # fmt: skip
+def _meter(
+    platform: Platform,
+    request_id: str,
+    account: Account,
+    persona: Persona,
+    speech: SpeechRequest,
+    audio: bytes,
+    key: str | None,
+    req_hash: str,
+    content_type: str,
+) -> None:
+    record_usage(
+        platform.sessions,
+        platform.prices,
+        request_id=request_id,
+        caller_id=account.id,
+        persona=persona,
+        chars=len(speech.input),
+        audio_ms=audio_ms(audio, speech.format, speech.rate),
+        model=speech.model,
+    )
     metrics.USAGE_EVENTS.inc()
     if key is not None:
         blob = platform.blobs.put(audio)

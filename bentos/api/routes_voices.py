@@ -44,7 +44,7 @@ def _read_upload(upload: UploadFile, limit: int) -> bytes:
 
 
 @router.post("/files", status_code=201)
-def upload_file(request: Request, file: UploadFile = File(...)) -> Response:  # noqa: B008
+def upload_file(request: Request, file: UploadFile = File(...)) -> Response:
     """Upload 5–10 s of speech (WAV or MP3, decided from the content). Rejected files leave nothing stored."""
     platform, account = platform_of(request), caller(request)
     data = _read_upload(file, platform.server.max_upload_bytes)
@@ -65,10 +65,18 @@ def upload_file(request: Request, file: UploadFile = File(...)) -> Response:  # 
             if existing is not None:
                 return 200, file_view(existing, impersonation)
             upload = StoredFile(
-                id=new_id("file"), owner_id=account.id, sha256=clip.source_sha256, audio_sha256=clip.audio_sha256,
-                blob_key=platform.blobs.put(data), name=name, format=clip.format, duration=clip.duration,
-                sample_rate=clip.source_rate, channels=clip.source_channels, hints=clip.hints,
-            )  # fmt: skip
+                id=new_id("file"),
+                owner_id=account.id,
+                sha256=clip.source_sha256,
+                audio_sha256=clip.audio_sha256,
+                blob_key=platform.blobs.put(data),
+                name=name,
+                format=clip.format,
+                duration=clip.duration,
+                sample_rate=clip.source_rate,
+                channels=clip.source_channels,
+                hints=clip.hints,
+            )
             session.add(upload)
             session.flush()
             return 201, file_view(upload, impersonation)
@@ -89,9 +97,13 @@ def _impersonation_check(platform: Platform, account: Account, clip: Any) -> dic
         rows = session.execute(
             select(Persona.id, Persona.name, EmbeddingRow.vector)
             .join(EmbeddingRow, EmbeddingRow.persona_id == Persona.id)
-            .where(Persona.creator_id != account.id, Persona.revoked_at.is_(None), EmbeddingRow.vector.is_not(None),
-                   EmbeddingRow.encoder == platform.encoder.name)
-        ).all()  # fmt: skip
+            .where(
+                Persona.creator_id != account.id,
+                Persona.revoked_at.is_(None),
+                EmbeddingRow.vector.is_not(None),
+                EmbeddingRow.encoder == platform.encoder.name,
+            )
+        ).all()
     candidates = {pid: np.frombuffer(vec, "<f4") for pid, _, vec in rows if vec}
     hit = nearest_other_creator(vector, candidates, float(threshold))
     if hit is None:
@@ -119,14 +131,24 @@ def create_voice(body: CreateVoice, request: Request) -> Response:
 
     def produce() -> tuple[int, Any]:
         draft = PersonaDraft(
-            file_id=body.file_id, name=body.name, consent_attested=body.consent.attested,
-            consent_statement=body.consent.statement, visibility=body.visibility, description=body.description,
-            persona_prompt=body.persona_prompt, tags=body.tags, language=body.language, model=body.model,
-            price_per_10k_chars=body.price_per_10k_chars, transcript=body.text, sample_text=body.sample_text,
-        )  # fmt: skip
+            file_id=body.file_id,
+            name=body.name,
+            consent_attested=body.consent.attested,
+            consent_statement=body.consent.statement,
+            visibility=body.visibility,
+            description=body.description,
+            persona_prompt=body.persona_prompt,
+            tags=body.tags,
+            language=body.language,
+            model=body.model,
+            price_per_10k_chars=body.price_per_10k_chars,
+            transcript=body.text,
+            sample_text=body.sample_text,
+        )
         if draft.model not in platform.prices.list_price_per_10k:
-            raise PlatformError("invalid_persona", f"model must be one of {sorted(platform.prices.list_price_per_10k)}",
-                                422)  # fmt: skip
+            raise PlatformError(
+                "invalid_persona", f"model must be one of {sorted(platform.prices.list_price_per_10k)}", 422
+            )
         with platform.sessions.begin() as session:
             persona, job = create_persona(session, account, draft, platform.prices.list_price(draft.model))
             result = {"voiceId": persona.id, "status": persona.state, "jobId": job.id}
@@ -149,8 +171,15 @@ def _detail(platform: Platform, persona: Persona, full: bool) -> dict[str, Any]:
 
 
 @router.get("/voices")
-def list_voices(request: Request, q: str | None = None, tag: str | None = None, language: str | None = None,
-                sort: str = "popular", limit: int = 20, offset: int = 0) -> dict[str, Any]:  # fmt: skip
+def list_voices(
+    request: Request,
+    q: str | None = None,
+    tag: str | None = None,
+    language: str | None = None,
+    sort: str = "popular",
+    limit: int = 20,
+    offset: int = 0,
+) -> dict[str, Any]:
     """Discover: public live personas (and your own), by text, tag, language; most called first."""
     platform, account = platform_of(request), optional_caller(request)
     if sort not in ("popular", "new") or not 1 <= limit <= 100 or offset < 0:
@@ -193,13 +222,23 @@ def provenance(voice_id: str, request: Request) -> dict[str, Any]:
 
     current = embedding_hash(np.frombuffer(emb.vector, "<f4")) if emb.vector else emb.hash
     result = platform.chain.verify(persona.id, current)
-    status = result.status
+    status: str = result.status
     if status == "unregistered" and intent is not None and intent.status in ("pending", "sent"):
         status = "pending"
-    return {"status": status, "embeddingHash": current, "encoder": emb.encoder, "encoderVersion": emb.version,
-            "chain": {"contract": result.contract, "onchainHash": result.onchain_hash, "creator": result.creator,
-                      "registeredAt": result.registered_at, "revokedAt": result.revoked_at,
-                      "txHash": intent.tx_hash if intent else None}}  # fmt: skip
+    return {
+        "status": status,
+        "embeddingHash": current,
+        "encoder": emb.encoder,
+        "encoderVersion": emb.version,
+        "chain": {
+            "contract": result.contract,
+            "onchainHash": result.onchain_hash,
+            "creator": result.creator,
+            "registeredAt": result.registered_at,
+            "revokedAt": result.revoked_at,
+            "txHash": intent.tx_hash if intent else None,
+        },
+    }
 
 
 @router.delete("/voices/{voice_id}")
@@ -219,10 +258,17 @@ def revoke_voice(voice_id: str, request: Request) -> dict[str, Any]:
             if emb is not None:
                 emb.vector = None
             upload = session.get(StoredFile, persona.file_id) if persona.file_id else None
-            others = session.scalar(
-                select(Persona.id).where(Persona.file_id == persona.file_id, Persona.id != persona.id,
-                                         Persona.revoked_at.is_(None))
-            ) if upload else None  # fmt: skip
+            others = (
+                session.scalar(
+                    select(Persona.id).where(
+                        Persona.file_id == persona.file_id,
+                        Persona.id != persona.id,
+                        Persona.revoked_at.is_(None),
+                    )
+                )
+                if upload
+                else None
+            )
             if upload is not None and upload.blob_key and others is None:
                 blob_keys.append(upload.blob_key)
                 upload.blob_key = None

@@ -74,44 +74,84 @@ def iso(value: datetime | None) -> str | None:
 
 
 def account_view(account: Account) -> dict[str, Any]:
-    return {"id": account.id, "name": account.name, "email": account.email, "role": account.role,
-            "payoutWallet": account.payout_wallet, "createdAt": iso(account.created_at)}  # fmt: skip
+    return {
+        "id": account.id,
+        "name": account.name,
+        "email": account.email,
+        "role": account.role,
+        "payoutWallet": account.payout_wallet,
+        "createdAt": iso(account.created_at),
+    }
 
 
 def file_view(upload: StoredFile, impersonation: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"fileId": upload.id, "stepFileId": upload.step_file_id, "duration": round(upload.duration, 3),
-            "sampleRate": upload.sample_rate, "channels": upload.channels, "format": upload.format,
-            "hints": upload.hints, "sha256": upload.sha256, "impersonation": impersonation}  # fmt: skip
+    return {
+        "fileId": upload.id,
+        "stepFileId": upload.step_file_id,
+        "duration": round(upload.duration, 3),
+        "sampleRate": upload.sample_rate,
+        "channels": upload.channels,
+        "format": upload.format,
+        "hints": upload.hints,
+        "sha256": upload.sha256,
+        "impersonation": impersonation,
+    }
 
 
 def chain_view(item: OutboxItem | None) -> dict[str, Any] | None:
     if item is None:
         return None
-    return {"status": item.status, "txHash": item.tx_hash, "blockNumber": item.block_number,
-            "error": item.error_code}  # fmt: skip
+    return {
+        "status": item.status,
+        "txHash": item.tx_hash,
+        "blockNumber": item.block_number,
+        "error": item.error_code,
+    }
 
 
-def persona_view(p: Persona, creator: Account | None, emb: EmbeddingRow | None, chain: OutboxItem | None,
-                 *, full: bool) -> dict[str, Any]:  # fmt: skip
+def persona_view(
+    p: Persona, creator: Account | None, emb: EmbeddingRow | None, chain: OutboxItem | None, *, full: bool
+) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": p.id, "name": p.name, "description": p.description, "tags": p.tags, "language": p.language,
-        "visibility": p.visibility, "status": p.state, "model": p.model, "pricePer10kChars": p.price_per_10k_chars,
-        "calls": p.calls, "creator": {"id": p.creator_id, "name": creator.name if creator else None},
-        "sampleText": p.sample_text, "sampleAudioUrl": f"/voices/{p.id}/sample" if p.sample_blob_key else None,
-        "createdAt": iso(p.created_at), "revokedAt": iso(p.revoked_at),
-    }  # fmt: skip
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "tags": p.tags,
+        "language": p.language,
+        "visibility": p.visibility,
+        "status": p.state,
+        "model": p.model,
+        "pricePer10kChars": p.price_per_10k_chars,
+        "calls": p.calls,
+        "creator": {"id": p.creator_id, "name": creator.name if creator else None},
+        "sampleText": p.sample_text,
+        "sampleAudioUrl": f"/voices/{p.id}/sample" if p.sample_blob_key else None,
+        "createdAt": iso(p.created_at),
+        "revokedAt": iso(p.revoked_at),
+    }
     if full:
         view["personaPrompt"] = p.persona_prompt
         view["failure"] = (
-            {"step": p.failure_step, "code": p.failure_code, "message": p.failure_message,
-             "retryable": bool(p.failure_retryable)}
-            if p.failure_code else None
-        )  # fmt: skip
+            {
+                "step": p.failure_step,
+                "code": p.failure_code,
+                "message": p.failure_message,
+                "retryable": bool(p.failure_retryable),
+            }
+            if p.failure_code
+            else None
+        )
         view["embedding"] = (
-            {"encoder": emb.encoder, "version": emb.version, "pretrained": emb.pretrained, "dim": emb.dim,
-             "hash": emb.hash}
-            if emb else None
-        )  # fmt: skip
+            {
+                "encoder": emb.encoder,
+                "version": emb.version,
+                "pretrained": emb.pretrained,
+                "dim": emb.dim,
+                "hash": emb.hash,
+            }
+            if emb
+            else None
+        )
         view["chain"] = chain_view(chain)
         view["stepVoiceId"] = p.step_voice_id
         view["cloneDuplicated"] = p.clone_duplicated
@@ -126,17 +166,36 @@ def persona_view(p: Persona, creator: Account | None, emb: EmbeddingRow | None, 
 def job_view(job: Job, persona: Persona | None) -> dict[str, Any]:
     failure = None
     if persona is not None and persona.failure_code:
-        failure = {"step": persona.failure_step, "code": persona.failure_code,
-                   "message": persona.failure_message, "retryable": bool(persona.failure_retryable)}  # fmt: skip
-    return {"id": job.id, "personaId": job.persona_id, "status": job.status,
-            "state": persona.state if persona else None, "attempts": job.attempts, "failure": failure,
-            "createdAt": iso(job.created_at), "updatedAt": iso(job.updated_at)}  # fmt: skip
+        failure = {
+            "step": persona.failure_step,
+            "code": persona.failure_code,
+            "message": persona.failure_message,
+            "retryable": bool(persona.failure_retryable),
+        }
+    return {
+        "id": job.id,
+        "personaId": job.persona_id,
+        "status": job.status,
+        "state": persona.state if persona else None,
+        "attempts": job.attempts,
+        "failure": failure,
+        "createdAt": iso(job.created_at),
+        "updatedAt": iso(job.updated_at),
+    }
 
 
 def usage_view(u: UsageEvent) -> dict[str, Any]:
-    return {"requestId": u.request_id, "personaId": u.persona_id, "chars": u.chars,
-            "audioSeconds": round(u.audio_ms / 1000, 3), "model": u.model, "unitPrice": u.unit_price,
-            "amount": u.amount, "settlementId": u.settlement_id, "createdAt": iso(u.created_at)}  # fmt: skip
+    return {
+        "requestId": u.request_id,
+        "personaId": u.persona_id,
+        "chars": u.chars,
+        "audioSeconds": round(u.audio_ms / 1000, 3),
+        "model": u.model,
+        "unitPrice": u.unit_price,
+        "amount": u.amount,
+        "settlementId": u.settlement_id,
+        "createdAt": iso(u.created_at),
+    }
 
 
 def settlement_view(s: Settlement, chain: OutboxItem | None) -> dict[str, Any]:
@@ -145,9 +204,19 @@ def settlement_view(s: Settlement, chain: OutboxItem | None) -> dict[str, Any]:
         status = {"pending": "pending", "sent": "sent", "confirmed": "confirmed", "failed": "failed"}[
             chain.status
         ]
-    return {"settlementId": s.id, "creatorId": s.creator_id, "amount": s.amount,
-            "creatorAmount": s.creator_amount, "platformAmount": s.platform_amount, "usageCount": s.usage_count,
-            "usageDigest": s.usage_digest, "weiAmount": s.wei_amount, "payoutWallet": s.payout_wallet,
-            "status": status, "txHash": chain.tx_hash if chain else s.tx_hash,
-            "periodStart": iso(s.period_start), "periodEnd": iso(s.period_end),
-            "createdAt": iso(s.created_at)}  # fmt: skip
+    return {
+        "settlementId": s.id,
+        "creatorId": s.creator_id,
+        "amount": s.amount,
+        "creatorAmount": s.creator_amount,
+        "platformAmount": s.platform_amount,
+        "usageCount": s.usage_count,
+        "usageDigest": s.usage_digest,
+        "weiAmount": s.wei_amount,
+        "payoutWallet": s.payout_wallet,
+        "status": status,
+        "txHash": chain.tx_hash if chain else s.tx_hash,
+        "periodStart": iso(s.period_start),
+        "periodEnd": iso(s.period_end),
+        "createdAt": iso(s.created_at),
+    }

@@ -44,9 +44,17 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
             f"unsettled earnings ({int(pending or 0)} micro-CNY) are below the minimum payout",
         )
     settlement = Settlement(
-        id=new_id("st"), creator_id=creator.id, usage_count=0, amount=0, creator_amount=0, platform_amount=0,
-        wei_amount="0", usage_digest="0x" + "0" * 64, payout_wallet=creator.payout_wallet, status="pending",
-    )  # fmt: skip
+        id=new_id("st"),
+        creator_id=creator.id,
+        usage_count=0,
+        amount=0,
+        creator_amount=0,
+        platform_amount=0,
+        wei_amount="0",
+        usage_digest="0x" + "0" * 64,
+        payout_wallet=creator.payout_wallet,
+        status="pending",
+    )
     session.add(settlement)
     session.flush()
     session.execute(
@@ -68,8 +76,11 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
     Outbox.enqueue(
         session,
         "settle",
-        {"settlement_id": settlement.id, "usage_digest": settlement.usage_digest,
-         "payouts": {creator.payout_wallet: wei}},
+        {
+            "settlement_id": settlement.id,
+            "usage_digest": settlement.usage_digest,
+            "payouts": {creator.payout_wallet: wei},
+        },
         f"settle:{settlement.id}",
-    )  # fmt: skip
+    )
     return settlement

@@ -41,8 +41,9 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         path = settings.url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.url, echo=settings.echo, connect_args={"check_same_thread": False,
-                                                                               "timeout": 10})  # fmt: skip
+        engine = create_engine(
+            settings.url, echo=settings.echo, connect_args={"check_same_thread": False, "timeout": 10}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(settings.url, echo=settings.echo, pool_size=settings.pool_size, pool_pre_ping=True)

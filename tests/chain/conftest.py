@@ -9,10 +9,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from chain_harness import HARDHAT_DEV_KEYS, TESTER_DEV_KEYS, ChainHarness, free_port, rpc_settings
 
 from bentos.chain import TesterChainSettings, build_chain
 from bentos.chain.devnode import DevNode, DevNodeError, ensure_installed, start_node
+from tests.chain.chain_harness import HARDHAT_DEV_KEYS, TESTER_DEV_KEYS, ChainHarness, free_port, rpc_settings
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from chain_harness import HARDHAT_DEV_KEYS, h, rpc_settings
 from eth_account import Account
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from bentos.chain import ChainRegistry, build_chain
 from bentos.chain.outbox import Outbox, OutboxDispatcher, OutboxItem, OutboxStatus
+from tests.chain.chain_harness import HARDHAT_DEV_KEYS, h, rpc_settings
 
 if TYPE_CHECKING:
     from bentos.chain.devnode import DevNode

@@ -5,10 +5,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from chain_harness import ChainHarness
 from eth_utils import keccak
 
 from bentos.chain.nonces import NonceAllocator
+from tests.chain.chain_harness import ChainHarness
 
 SENDERS = 8
 PER_SENDER = 5

@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from chain_harness import ChainHarness, h
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.chain import ChainInputError
 from bentos.chain.outbox import Outbox, OutboxConflict, OutboxDispatcher, OutboxItem, OutboxStatus
+from tests.chain.chain_harness import ChainHarness, h
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from chain_harness import ChainHarness, h
 from eth_utils import keccak
 
 from bentos.chain import ChainInputError, ChainReverted, RpcChainSettings
+from tests.chain.chain_harness import ChainHarness, h
 
 
 def register(chain: ChainHarness, persona_id: str, creator: int = 0, embedding: str = "emb") -> None:

@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_platform import FakePlatform, FakePlatformServer
 from streamlit.testing.v1 import AppTest
+
+from tests.frontend.fake_platform import FakePlatform, FakePlatformServer
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app" / "app.py"
 

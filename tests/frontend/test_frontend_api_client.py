@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from fake_platform import FakePlatform, FakePlatformServer, tone_wav
 
 from streamlit_app.api_client import ApiError, Consent, PlatformClient
+from tests.frontend.fake_platform import FakePlatform, FakePlatformServer, tone_wav
 
 
 def test_sign_up_then_me_uses_the_key_as_a_bearer_token(

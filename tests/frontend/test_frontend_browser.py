@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import CHROMIUM, chromium, full_journey, streamlit_app
-from fake_platform import FakePlatformServer, tone_wav
+
+from tests.frontend.browser import CHROMIUM, chromium, full_journey, streamlit_app
+from tests.frontend.fake_platform import FakePlatformServer, tone_wav
 
 pytestmark = [
     pytest.mark.slow,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fake_platform import FakePlatform, tone_wav
 from streamlit.testing.v1 import AppTest
+
+from tests.frontend.fake_platform import FakePlatform, tone_wav
 
 OpenApp = Callable[..., AppTest]
 

@@ -109,8 +109,9 @@ def start_platform(overrides: list[str], start_jobs: bool = True) -> RunningPlat
     return RunningPlatform(platform, base_url, server, thread, overrides)
 
 
-def platform_overrides(data_dir: Path, emulator: EmulatorProcess, db_url: str | None = None,
-                       redis_name: str | None = None) -> list[str]:  # fmt: skip
+def platform_overrides(
+    data_dir: Path, emulator: EmulatorProcess, db_url: str | None = None, redis_name: str | None = None
+) -> list[str]:
     overrides = [
         f"data_dir={data_dir}",
         f"provider.base_url={emulator.base_url}",
@@ -125,6 +126,11 @@ def platform_overrides(data_dir: Path, emulator: EmulatorProcess, db_url: str | 
     if db_url:
         overrides += ["db=postgres", f"db.url='{db_url}'"]
     if redis_name:
-        overrides += ["queue=redis", f"queue.name={redis_name}", "queue.retry_base_seconds=0.1",
-                      "queue.retry_cap_seconds=0.5", "queue.max_delay=0.1"]  # fmt: skip
+        overrides += [
+            "queue=redis",
+            f"queue.name={redis_name}",
+            "queue.retry_base_seconds=0.1",
+            "queue.retry_cap_seconds=0.5",
+            "queue.max_delay=0.1",
+        ]
     return overrides

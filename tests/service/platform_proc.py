@@ -15,7 +15,9 @@ from bentos.runtime import Platform, load_config
 def main() -> None:
     port, overrides = int(sys.argv[1]), sys.argv[2:]
     platform = Platform(load_config(overrides)).start(outbox_interval_s=0.05)
-    server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     thread = threading.Thread(target=server.run, daemon=True)

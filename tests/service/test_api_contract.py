@@ -30,8 +30,13 @@ def _bad_files(voice_set: VoiceSet) -> dict[str, tuple[bytes, str]]:
     speech, rate = sf.read(voice_set.clips[0].wav_path, dtype="float32")
     more, _ = sf.read(voice_set.clips[1].wav_path, dtype="float32")
     hour = 16000 * 2 * 3600
-    forged = b"RIFF" + struct.pack("<I", 36 + hour) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000,
-                                                                                       32000, 2, 16)  # fmt: skip
+    forged = (
+        b"RIFF"
+        + struct.pack("<I", 36 + hour)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16)
+    )
     forged += b"data" + struct.pack("<I", hour) + bytes(32000)
     noise = np.random.default_rng(3).standard_normal(16000 * 7).astype(np.float32) * 0.2
     return {
@@ -98,8 +103,9 @@ def test_persona_needs_consent_and_a_creator_account(
     file_id = creator.post(
         "/files", files={"file": ("v.mp3", voice_set.clips[2].mp3_path.read_bytes())}
     ).json()["fileId"]
-    no_consent = creator.post("/voices", json={"fileId": file_id, "name": "X",
-                                               "consent": {"attested": False, "statement": ""}})  # fmt: skip
+    no_consent = creator.post(
+        "/voices", json={"fileId": file_id, "name": "X", "consent": {"attested": False, "statement": ""}}
+    )
     assert no_consent.status_code == 422 and no_consent.json()["error"]["code"] == "consent_required"
     _, consumer_key = platform_server.sign_up("consumer")
     r = platform_server.client(consumer_key).post(
@@ -119,8 +125,13 @@ def personas_by_visibility(platform_server: RunningPlatform, voice_set: VoiceSet
     _, creator_key = platform_server.sign_up("creator")
     ids = {}
     for i, visibility in enumerate(("public", "unlisted", "private")):
-        persona = create_live_persona(platform_server, creator_key, voice_set.clips[6 + i].mp3_path.read_bytes(),
-                                      visibility=visibility, name=f"Vis {visibility}")  # fmt: skip
+        persona = create_live_persona(
+            platform_server,
+            creator_key,
+            voice_set.clips[6 + i].mp3_path.read_bytes(),
+            visibility=visibility,
+            name=f"Vis {visibility}",
+        )
         ids[visibility] = persona["id"]
     _, other_key = platform_server.sign_up("consumer")
     return {"ids": ids, "creator": creator_key, "other": other_key}
@@ -128,8 +139,9 @@ def personas_by_visibility(platform_server: RunningPlatform, voice_set: VoiceSet
 
 @pytest.mark.parametrize("visibility", ["public", "unlisted", "private"])
 @pytest.mark.parametrize("who", ["creator", "other", "anonymous"])
-def test_authorization_matrix(platform_server: RunningPlatform, personas_by_visibility: dict, who: str,
-                              visibility: str) -> None:  # fmt: skip
+def test_authorization_matrix(
+    platform_server: RunningPlatform, personas_by_visibility: dict, who: str, visibility: str
+) -> None:
     voice_id = personas_by_visibility["ids"][visibility]
     key = personas_by_visibility.get(who) if who != "anonymous" else None
     client = platform_server.client(key)

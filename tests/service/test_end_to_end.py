@@ -18,8 +18,14 @@ def create_live_persona(running: RunningPlatform, key: str, audio: bytes, **fiel
     creator = running.client(key)
     up = creator.post("/files", files={"file": ("my voice.mp3", audio, "audio/mpeg")})
     assert up.status_code in (200, 201), up.text
-    body = {"fileId": up.json()["fileId"], "name": "Narrator", "visibility": "public", "tags": ["calm"],
-            "consent": {"attested": True, "statement": "This is my own voice and I consent."}, **fields}  # fmt: skip
+    body = {
+        "fileId": up.json()["fileId"],
+        "name": "Narrator",
+        "visibility": "public",
+        "tags": ["calm"],
+        "consent": {"attested": True, "statement": "This is my own voice and I consent."},
+        **fields,
+    }
     created = creator.post("/voices", json=body)
     assert created.status_code == 202, created.text
     voice_id = created.json()["voiceId"]
@@ -71,8 +77,11 @@ def test_persona_lifecycle_upload_to_revocation(
     refused = consumer.post("/tts", json={"voice": voice_id, "text": text})
     assert refused.status_code == 410 and refused.json()["error"]["code"] == "voice_revoked"
     assert creator.get(f"/voices/{voice_id}/sample").status_code == 404
-    wait_for(lambda: creator.get(f"/voices/{voice_id}/provenance").json()["status"] == "revoked", timeout=60,
-             what="the chain revocation")  # fmt: skip
+    wait_for(
+        lambda: creator.get(f"/voices/{voice_id}/provenance").json()["status"] == "revoked",
+        timeout=60,
+        what="the chain revocation",
+    )
     assert consumer.get("/usage").json()["totals"]["calls"] == 2  # the refused call was not metered
 
 
@@ -81,8 +90,16 @@ def test_openai_compatible_speech(platform_server: RunningPlatform, voice_set: V
     persona = create_live_persona(platform_server, creator_key, voice_set.clips[3].wav_path.read_bytes())
     _, consumer_key = platform_server.sign_up("consumer")
     # What the OpenAI SDK sends: POST {base}/v1/audio/speech with model/input/voice/response_format.
-    r = httpx.post(f"{platform_server.base_url}/v1/audio/speech", headers={"Authorization": f"Bearer {consumer_key}"},
-                   json={"model": "tts-1", "input": "Hello from any OpenAI client.", "voice": persona["id"],
-                         "response_format": "wav"}, timeout=60)  # fmt: skip
+    r = httpx.post(
+        f"{platform_server.base_url}/v1/audio/speech",
+        headers={"Authorization": f"Bearer {consumer_key}"},
+        json={
+            "model": "tts-1",
+            "input": "Hello from any OpenAI client.",
+            "voice": persona["id"],
+            "response_format": "wav",
+        },
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("audio/wav") and sf.info(io.BytesIO(r.content)).duration > 0.5

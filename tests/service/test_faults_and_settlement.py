@@ -47,7 +47,9 @@ def test_invalid_provider_key_fails_the_persona_clearly_and_degrades_health(
     _, key = platform_server.sign_up("creator")
     emulator.admin("keys", {"key": EMULATOR_KEY, "state": "invalid"})
     try:
-        detail = _final(platform_server, key, _create(platform_server, key, voice_set.clips[15].mp3_path.read_bytes()))
+        detail = _final(
+            platform_server, key, _create(platform_server, key, voice_set.clips[15].mp3_path.read_bytes())
+        )
         health = platform_server.client().get("/health").json()
     finally:
         emulator.admin("keys", {"key": EMULATOR_KEY, "state": "valid"})
@@ -64,9 +66,19 @@ def test_a_burst_of_429s_is_retried_and_the_persona_goes_live(
 ) -> None:
     _, key = platform_server.sign_up("creator")
     before = emulator.admin("stats")
-    emulator.admin("faults", {"fail_next": 5, "status": 429, "type": "rate_limit_exceeded", "retry_after": 0.1,
-                              "path_prefix": "/v1/audio/voices"})  # fmt: skip
-    detail = _final(platform_server, key, _create(platform_server, key, voice_set.clips[16].mp3_path.read_bytes()))
+    emulator.admin(
+        "faults",
+        {
+            "fail_next": 5,
+            "status": 429,
+            "type": "rate_limit_exceeded",
+            "retry_after": 0.1,
+            "path_prefix": "/v1/audio/voices",
+        },
+    )
+    detail = _final(
+        platform_server, key, _create(platform_server, key, voice_set.clips[16].mp3_path.read_bytes())
+    )
     assert detail["status"] == "live", detail["failure"]
     after = emulator.admin("stats")
     assert after != before  # the emulator saw the retried calls
@@ -75,7 +87,9 @@ def test_a_burst_of_429s_is_retried_and_the_persona_goes_live(
         assert persona is not None and persona.clones_billed == 1
 
 
-def test_creator_settles_earnings_and_is_paid_on_chain(platform_server: RunningPlatform, voice_set: VoiceSet) -> None:
+def test_creator_settles_earnings_and_is_paid_on_chain(
+    platform_server: RunningPlatform, voice_set: VoiceSet
+) -> None:
     chain = platform_server.platform.chain
     wallet = "0x" + os.urandom(20).hex()
     _, creator_key = platform_server.sign_up("creator", wallet)
@@ -91,10 +105,17 @@ def test_creator_settles_earnings_and_is_paid_on_chain(platform_server: RunningP
     s = settled.json()
     assert s["creatorAmount"] == earnings["creatorShare"] == earnings["unsettled"]
     assert s["creatorAmount"] + s["platformAmount"] == s["amount"] == earnings["amount"]
-    confirmed = wait_for(lambda: (r := creator.get(f"/settlements/{s['settlementId']}").json())["status"] ==
-                         "confirmed" and r, timeout=60, what="the settlement to confirm")  # fmt: skip
+    confirmed = wait_for(
+        lambda: (r := creator.get(f"/settlements/{s['settlementId']}").json())["status"] == "confirmed" and r,
+        timeout=60,
+        what="the settlement to confirm",
+    )
     assert confirmed["txHash"].startswith("0x")
-    assert chain.balance_of(wallet) == int(s["weiAmount"]) == s["creatorAmount"] * platform_server.platform.prices.wei_per_micro
+    assert (
+        chain.balance_of(wallet)
+        == int(s["weiAmount"])
+        == s["creatorAmount"] * platform_server.platform.prices.wei_per_micro
+    )
     record = chain.settlement(s["settlementId"])
     assert record is not None and record.usage_digest == s["usageDigest"]
 
@@ -102,8 +123,11 @@ def test_creator_settles_earnings_and_is_paid_on_chain(platform_server: RunningP
     assert again.status_code == 400 and again.json()["error"]["code"] == "nothing_to_settle"
     assert creator.get("/usage").json()["earnings"][0]["unsettled"] == 0
     with platform_server.platform.sessions() as session:
-        unsettled = session.scalar(select(func.count()).select_from(UsageEvent).where(
-            UsageEvent.persona_id == persona["id"], UsageEvent.settlement_id.is_(None)))  # fmt: skip
+        unsettled = session.scalar(
+            select(func.count())
+            .select_from(UsageEvent)
+            .where(UsageEvent.persona_id == persona["id"], UsageEvent.settlement_id.is_(None))
+        )
     assert unsettled == 0
 
 
@@ -128,23 +152,39 @@ def test_killed_platform_resumes_the_pipeline_without_a_second_clone_or_registra
     proc = launch()
     base = f"http://127.0.0.1:{port}"
     try:
-        signup = httpx.post(f"{base}/accounts", json={"name": "K", "email": "kill@example.com", "role": "creator"})
+        signup = httpx.post(
+            f"{base}/accounts", json={"name": "K", "email": "kill@example.com", "role": "creator"}
+        )
         key = signup.json()["apiKey"]
         auth = {"Authorization": f"Bearer {key}"}
         # Make the clone slow, so the kill lands while StepFun is cloning.
         emulator.admin("faults", {"latency_ms": 4000, "path_prefix": "/v1/audio/voices"})
-        file_id = httpx.post(f"{base}/files", headers=auth, files={"file": ("v.mp3",
-                             voice_set.clips[4].mp3_path.read_bytes())}, timeout=60).json()["fileId"]  # fmt: skip
-        voice_id = httpx.post(f"{base}/voices", headers=auth, json={"fileId": file_id, "name": "Killed",
-                              "consent": CONSENT}, timeout=60).json()["voiceId"]  # fmt: skip
-        wait_for(lambda: httpx.get(f"{base}/voices/{voice_id}", headers=auth).json()["status"] == "registered",
-                 timeout=60, what="the clone step to start")  # fmt: skip
+        file_id = httpx.post(
+            f"{base}/files",
+            headers=auth,
+            files={"file": ("v.mp3", voice_set.clips[4].mp3_path.read_bytes())},
+            timeout=60,
+        ).json()["fileId"]
+        voice_id = httpx.post(
+            f"{base}/voices",
+            headers=auth,
+            json={"fileId": file_id, "name": "Killed", "consent": CONSENT},
+            timeout=60,
+        ).json()["voiceId"]
+        wait_for(
+            lambda: httpx.get(f"{base}/voices/{voice_id}", headers=auth).json()["status"] == "registered",
+            timeout=60,
+            what="the clone step to start",
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         emulator.admin("reset", {})
         proc = launch()
-        wait_for(lambda: httpx.get(f"{base}/voices/{voice_id}", headers=auth).json()["status"] == "live",
-                 timeout=120, what="the resumed pipeline to finish")  # fmt: skip
+        wait_for(
+            lambda: httpx.get(f"{base}/voices/{voice_id}", headers=auth).json()["status"] == "live",
+            timeout=120,
+            what="the resumed pipeline to finish",
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -155,8 +195,11 @@ def test_killed_platform_resumes_the_pipeline_without_a_second_clone_or_registra
         persona = session.get(Persona, voice_id)
         assert persona is not None and persona.state == "live"
         assert persona.clones_billed <= 1  # a clone the kill interrupted came back as `duplicated`
-        registrations = session.scalar(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.intent_key == f"register:{voice_id}"))  # fmt: skip
+        registrations = session.scalar(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(OutboxItem.intent_key == f"register:{voice_id}")
+        )
         assert registrations == 1
 
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stepfun_helpers import REFERENCE_TEXT, fast_settings, reference_wav
 
 from bentos.stepfun import StepFunClient
 from bentos.stepfun.emulator import EmulatorProcess
+from tests.stepfun.stepfun_helpers import REFERENCE_TEXT, fast_settings, reference_wav
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from pydantic import ValidationError
-from stepfun_helpers import KEY, fast_settings, reference_wav, wav_bytes
 
 from bentos.stepfun import (
     AsyncStepFunClient,
@@ -22,6 +21,7 @@ from bentos.stepfun import (
     StepFunClient,
 )
 from bentos.stepfun.emulator import EmulatorProcess
+from tests.stepfun.stepfun_helpers import KEY, fast_settings, reference_wav, wav_bytes
 
 
 def decode(audio: bytes) -> tuple[np.ndarray, int]:

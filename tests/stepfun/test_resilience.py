@@ -6,7 +6,6 @@ import logging
 import time
 
 import pytest
-from stepfun_helpers import fast_settings
 
 from bentos.stepfun import (
     InputRejected,
@@ -21,6 +20,7 @@ from bentos.stepfun import (
 )
 from bentos.stepfun.emulator import EmulatorProcess, free_port
 from bentos.stepfun.health import CONFIG_ERRORS
+from tests.stepfun.stepfun_helpers import fast_settings
 
 SPEECH = {"model": "step-tts-mini", "input": "Hi.", "voice": "cixingnansheng", "response_format": "pcm"}
 
