@@ -5,8 +5,10 @@ Used the same way by the BentoML service, `make run`, the worker entry point and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from sqlalchemy import select
 
+from bentos import metrics
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import OutboxDispatcher
 from bentos.chain.registry import ChainRegistry
@@ -99,7 +102,12 @@ class Platform:
 
     def _outbox_loop(self, interval_s: float) -> None:
         dispatcher: OutboxDispatcher | None = None
+        next_gauge = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_gauge:  # the queue-depth gauge, refreshed every few seconds
+                with contextlib.suppress(Exception):
+                    metrics.QUEUE_DEPTH.set(self.jobs.depth())
+                next_gauge = time.monotonic() + 5
             try:
                 dispatcher = dispatcher or OutboxDispatcher(self.sessions, self.chain)
                 report = dispatcher.dispatch_pending()

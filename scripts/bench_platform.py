@@ -51,6 +51,7 @@ TTS_TEXT = "Good evening, and welcome to the late news from the harbour."
 SAMPLE_TEXT = "Hello! This is my voice on VoxPersona."  # bentos.pipeline.DEFAULT_SAMPLE_TEXT
 CONSENT = {"attested": True, "statement": "This is my own voice."}
 PIPELINE_TIMEOUT_S = 180.0
+UPSTREAM_METRIC = "voxpersona_provider_first_byte_seconds"  # the platform's own histogram (bentos.metrics)
 
 
 def ms(seconds: float) -> float:
@@ -118,13 +119,15 @@ def create_persona(client: httpx.Client, clip: VoiceClip, name: str) -> tuple[st
     return str(created.json()["voiceId"]), t0, time.perf_counter()
 
 
-def wait_live_http(client: httpx.Client, voice_id: str, interval_s: float = 0.02) -> float:
-    """Poll GET /voices/{id} (another process: polling costs it little) → the time it was first seen live."""
+def wait_live_http(client: httpx.Client, voice_id: str, interval_s: float = 0.02) -> dict[str, float]:
+    """Poll GET /voices/{id} (another process: polling costs it little) → when each state was first seen."""
+    seen: dict[str, float] = {}
     deadline = time.perf_counter() + PIPELINE_TIMEOUT_S
     while time.perf_counter() < deadline:
         detail = client.get(f"/voices/{voice_id}").json()
+        seen.setdefault(detail["status"], time.perf_counter())
         if detail["status"] == "live":
-            return time.perf_counter()
+            return seen
         if detail["status"] == "failed":
             raise RuntimeError(f"persona {voice_id} failed: {detail.get('failure')}")
         time.sleep(interval_s)
@@ -199,18 +202,22 @@ def provider_direct(emu: EmulatorProcess, clips: list[VoiceClip], ops: list[str]
     return {"ops": made, "latency": summarize_ms(times), "p50_ms": pct(times, 50), "p95_ms": pct(times, 95)}
 
 
-def pipeline_bentoml(base: str, key: str, clips: list[VoiceClip]) -> dict[str, Any]:
+def pipeline_bentoml(base: str, key: str, clips: list[VoiceClip], warm: VoiceClip) -> dict[str, Any]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
-        totals, ids = [], []
+        wait_live_http(client, create_persona(client, warm, "warm-up")[0])  # lazy loads, chain deployment
+        totals, ids, seen = [], [], []
         for i, clip in enumerate(clips):
             voice_id, t0, _ = create_persona(client, clip, f"Served {i}")
-            totals.append(wait_live_http(client, voice_id) - t0)
+            states = wait_live_http(client, voice_id)
+            totals.append(states["live"] - t0)
+            seen.append({state: ms(at - t0) for state, at in states.items()})
             ids.append(voice_id)
     return {
         "latency": summarize_ms(totals),
         "p50_ms": pct(totals, 50),
         "p95_ms": pct(totals, 95),
         "voice_ids": ids,
+        "states_first_seen_ms": seen,
         "note": "polled every 20 ms over HTTP",
     }
 
@@ -243,7 +250,11 @@ def server_side_timers(running: RunningPlatform) -> Iterator[dict[str, list[floa
 
     names = ("auth", "persona", "meter", "upstream_ttfb", "upstream_total")
     timings: dict[str, list[float]] = {name: [] for name in names}
-    originals = {"caller": routes_speech.caller, "_persona": routes_speech._persona, "_meter": routes_speech._meter}
+    originals = {
+        "caller": routes_speech.caller,
+        "_persona": routes_speech._persona,
+        "_meter": routes_speech._meter,
+    }
     provider = running.platform.async_provider
     stream_speech = provider.stream_speech
 
@@ -606,7 +617,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--personas", type=int, default=8, help="pipeline runs (each from a different clip)")
-    parser.add_argument("--served-personas", type=int, default=3, help="pipeline runs through bentoml serve")
+    parser.add_argument("--served-personas", type=int, default=4, help="pipeline runs through bentoml serve")
     parser.add_argument("--tts-calls", type=int, default=30, help="calls each way, interleaved")
     parser.add_argument("--format", choices=("mp3", "wav"), default="mp3")
     parser.add_argument("--text", default=TTS_TEXT)
@@ -703,22 +714,34 @@ def main() -> None:
                     boot_s = time.perf_counter() - t_boot
                     print(f"bentoml serve ready in {boot_s:.1f} s", flush=True)
                     creator_b, consumer_b = sign_up(base, "creator"), sign_up(base, "consumer")
-                    pipe_b = pipeline_bentoml(base, creator_b, served_clips)
+                    pipe_b = pipeline_bentoml(base, creator_b, served_clips, warm_clip)
+                    # /tts on the same StepFun voice as in-process (the emulator answers `duplicated`), so
+                    # both servers are compared on the same synthesis.
+                    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {creator_b}"}) as c:
+                        tts_voice = create_persona(c, persona_clips[0], "TTS voice")[0]
+                        wait_live_http(c, tts_voice)
+                    upstream_before = metric_sum_count(base, UPSTREAM_METRIC)
                     tts_b = tts_overhead(
                         base,
                         (creator_b, consumer_b),
-                        pipe_b["voice_ids"][0],
+                        tts_voice,
                         emu,
                         args.tts_calls,
                         args.format,
                         args.text,
                     )
+                    upstream_after = metric_sum_count(base, UPSTREAM_METRIC)
+                    n_up = upstream_after[1] - upstream_before[1]
+                    if n_up:
+                        tts_b["upstream_ttfb_mean_ms"] = ms((upstream_after[0] - upstream_before[0]) / n_up)
                     file_ids = upload_files(base, creator_b, clips[:16])
                     seq = embed_load(base, creator_b, file_ids, args.embed_requests, 1)
                     conc = embed_load(base, creator_b, file_ids, args.embed_requests, args.concurrency)
                     batches = batch_size_metric(base)
                     mem_tree = tree_memory(pid)
+                direct_served = provider_direct(emu, served_clips, pipe["provider_ops"])
                 results["pipeline"]["bentoml"] = pipe_b
+                results["pipeline"]["provider_direct_served_clips"] = direct_served
                 results["tts"]["bentoml"] = tts_b
                 results["embeddings"].update(
                     {"bentoml_sequential": seq, "bentoml_concurrent": conc, "bentoml_batch_metric": batches}
@@ -768,8 +791,26 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
                 "p95 ms": b["p95_ms"],
             }
         )
+        d = pipe["provider_direct_served_clips"]
+        rows.append(
+            {
+                "server": "emulator direct (its clips)",
+                "n": d["latency"]["n"],
+                "p50 ms": d["p50_ms"],
+                "p95 ms": d["p95_ms"],
+                "provider share": f"≈{round(d['p50_ms'] / b['p50_ms'], 3)} of bentoml p50",
+            }
+        )
     print_table(f"1. pipeline upload→live ({args.encoder} encoder; provider ops {inp['provider_ops']})", rows)
     print_table("   median step times, in-process (ms)", [inp["steps_median_ms"]])
+    if "bentoml" in pipe:
+        seen = pipe["bentoml"]["states_first_seen_ms"]
+        states = [st for st in seen[0] if all(st in x for x in seen)]
+        first_seen = {st: round(statistics.median(x[st] for x in seen), 1) for st in states}
+        print_table(
+            "   bentoml: median ms from upload start until each state was first seen (20 ms polls)",
+            [first_seen],
+        )
 
     tts = results["tts"]
     rows = [tts_row("in-process uvicorn", tts["in_process"])]
@@ -779,10 +820,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         f"2. /tts vs emulator direct ({len(args.text)} chars; targets: overhead <10 ms p50 / TTFB ≤1.1×)",
         rows,
     )
-    print_table(
-        "   platform's own work inside /tts, in-process (median ms)",
-        [tts["in_process"]["server_side_ms_median"]],
-    )
+    side = [{"server": "in-process (median)", **tts["in_process"]["server_side_ms_median"]}]
+    if "upstream_ttfb_mean_ms" in tts.get("bentoml", {}):
+        side.append(
+            {"server": "bentoml (mean, /metrics)", "upstream_ttfb": tts["bentoml"]["upstream_ttfb_mean_ms"]}
+        )
+    print_table("   inside the platform during /tts (ms): own work and its upstream StepFun call", side)
 
     emb = results["embeddings"]
     rows = []

@@ -84,7 +84,10 @@ def test_a_burst_of_429s_is_retried_and_the_persona_goes_live(
     assert after != before  # the emulator saw the retried calls
     with platform_server.platform.sessions() as session:
         persona = session.get(Persona, detail["id"])
-        assert persona is not None and persona.clones_billed == 1
+        assert persona is not None
+        # One clone is paid for; the emulator outlives a test module, so a variant re-using the audio gets
+        # StepFun's `duplicated` answer instead — same voice, nothing billed.
+        assert persona.clones_billed == (0 if persona.clone_duplicated else 1)
 
 
 def test_creator_settles_earnings_and_is_paid_on_chain(
