@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from bentos.accounts import sign_up
+from bentos.accounts import issue_key, revoke_key, sign_up
 from bentos.api.deps import body_hash, caller, idempotent, platform_of
 from bentos.api.schemas import SignUp, account_view
 
@@ -31,3 +31,20 @@ def create_account(body: SignUp, request: Request) -> Response:
 @router.get("/accounts/me")
 def me(request: Request) -> dict[str, Any]:
     return account_view(caller(request))
+
+
+@router.post("/accounts/me/keys", status_code=201)
+def new_key(request: Request) -> dict[str, Any]:
+    """Issue another API key for the caller (shown once), e.g. to rotate: create, switch, then revoke the old."""
+    platform, account = platform_of(request), caller(request)
+    with platform.sessions.begin() as session:
+        return {"apiKey": issue_key(session, account)}
+
+
+@router.delete("/accounts/me/keys/current")
+def revoke_current_key(request: Request) -> dict[str, Any]:
+    """Revoke the key this request is signed with; it stops working at once."""
+    platform, account = platform_of(request), caller(request)
+    with platform.sessions.begin() as session:
+        revoke_key(session, account, request.headers["authorization"])
+    return {"revoked": True}

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from sqlalchemy import func, select
 
-from bentos.store.models import Persona, StoredFile, UsageEvent
+from bentos.store.models import ApiKey, Persona, StoredFile, UsageEvent
 from scripts.make_voices import VoiceSet
 from tests.service.harness import RunningPlatform
 from tests.service.test_end_to_end import create_live_persona
@@ -93,6 +93,19 @@ def test_requests_without_a_valid_key_are_401(platform_server: RunningPlatform) 
     r = bad.get("/usage")
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     assert "vpk_not-a-real-key" not in r.text
+
+
+def test_api_keys_rotate_and_a_revoked_key_stops_working(platform_server: RunningPlatform) -> None:
+    account_id, old_key = platform_server.sign_up("consumer")
+    old = platform_server.client(old_key)
+    new_key = old.post("/accounts/me/keys").json()["apiKey"]
+    assert new_key != old_key
+    assert old.delete("/accounts/me/keys/current").json() == {"revoked": True}
+    assert old.get("/accounts/me").status_code == 401
+    assert platform_server.client(new_key).get("/accounts/me").json()["id"] == account_id
+    with platform_server.platform.sessions() as session:  # only hashes are stored
+        stored = {k.key_hash for k in session.scalars(select(ApiKey).where(ApiKey.account_id == account_id))}
+    assert old_key not in stored and new_key not in stored and len(stored) == 2
 
 
 def test_persona_needs_consent_and_a_creator_account(
