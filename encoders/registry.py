@@ -129,7 +129,9 @@ class EncoderModel(PythonModel):
             cfg["weights"] = context.artifacts["weights"]
         self.encoder = hydra.utils.instantiate(cfg)
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+    # Unannotated on purpose: MLflow 3 derives a schema from predict's type hints (and warns on ndarray); the
+    # signature is logged explicitly instead.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         assert self.encoder is not None, "load_context was not called"
         batch = np.asarray(model_input, dtype=np.float32)
         if batch.ndim == 1:
