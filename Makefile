@@ -9,7 +9,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-all lint bench bento lock clean
+.PHONY: setup run test test-all lint bench bench-all bento lock clean
 
 setup: $(STAMP) .cache/apt-ok
 
@@ -46,6 +46,13 @@ lint: setup
 
 bench: setup
 	$(PY) -m scripts.bench_intake
+
+# Every benchmark (≈ 10 minutes on 2 cores); each prints a table and writes bench_results/<name>.json.
+bench-all: bench
+	$(PY) -m scripts.bench_stepfun
+	$(PY) -m scripts.bench_chain
+	$(PY) -m scripts.bench_encoders
+	$(PY) -m scripts.bench_platform
 
 # Package the services as a Bento (BentoML's deployable unit); `bentoml containerize` turns it into an image.
 bento: setup
