@@ -7,6 +7,7 @@ killed worker resumes where it stopped: the chain intent is keyed by persona (wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -111,18 +112,23 @@ class PersonaPipeline:
     # --- steps: each returns the next state; side effects are idempotent --------------------------------
 
     def _validate(self, persona_id: str) -> str:
+        # The intake already decoded and validated this upload (POST /files); here we only make sure the
+        # stored bytes are still exactly what was accepted, rather than decoding them a second time.
         upload = self._upload(persona_id)
         try:
-            load_audio(self.blobs.get(upload.blob_key or ""), self.audio)
+            data = self.blobs.get(upload.blob_key or "")
         except KeyError:
             raise StepFailed("blob_missing", "the uploaded audio is no longer stored") from None
-        except AudioError as err:
-            raise StepFailed(err.code, err.message) from None
+        if hashlib.sha256(data).hexdigest() != upload.sha256:
+            raise StepFailed("blob_corrupt", "the stored upload no longer matches what was accepted")
         return "validated"
 
     def _embed(self, persona_id: str) -> str:
         upload = self._upload(persona_id)
-        clip = load_audio(self.blobs.get(upload.blob_key or ""), self.audio)
+        try:
+            clip = load_audio(self.blobs.get(upload.blob_key or ""), self.audio)
+        except AudioError as err:  # e.g. the intake rules were tightened since the upload
+            raise StepFailed(err.code, err.message) from None
         embedding = self.encoder.embed(clip)
         with self.sessions.begin() as session:
             row = session.query(EmbeddingRow).filter_by(persona_id=persona_id).one_or_none()

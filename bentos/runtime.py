@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -57,6 +58,16 @@ def load_config(overrides: list[str] | None = None) -> DictConfig:
         return compose(config_name="config", overrides=overrides or [])
 
 
+def _platform_encoder(cfg: DictConfig) -> SpeakerEncoder:
+    """The configured encoder, or — with VOXPERSONA_ENCODER_SOURCE=registry — the MLflow version the encoder
+    service also loads (`speaker-encoder-<VOXPERSONA_ENCODER>@champion`), so both embed with the same model."""
+    if os.environ.get("VOXPERSONA_ENCODER_SOURCE") == "registry":
+        from bentos.encoder_runtime import EncoderChoice, build_from_choice
+
+        return build_from_choice(EncoderChoice.from_env())
+    return build_encoder(cfg.encoder)
+
+
 class Platform:
     """All the parts, built once from a config. `start()` runs the background loops; `stop()` ends them."""
 
@@ -70,7 +81,7 @@ class Platform:
         migrate(self.engine)
         self.sessions = session_factory(self.engine)
         self.blobs: BlobStore = instantiate(cfg.blobs)
-        self.encoder = encoder or build_encoder(cfg.encoder)
+        self.encoder = encoder or _platform_encoder(cfg)
         self.provider_settings: ProviderSettings = instantiate(cfg.provider)
         self.provider_health = ProviderHealth()
         self.provider = StepFunClient(self.provider_settings, health=self.provider_health)
