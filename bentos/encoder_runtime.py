@@ -48,11 +48,13 @@ class EncoderChoice:
     alias: str | None = "champion"
     version: str | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EncoderChoice:
         """VOXPERSONA_ENCODER (name), VOXPERSONA_ENCODER_SOURCE (config|registry), VOXPERSONA_ENCODER_ALIAS,
-        VOXPERSONA_ENCODER_VERSION, VOXPERSONA_ENCODER_OVERRIDES (space-separated Hydra overrides)."""
+        VOXPERSONA_ENCODER_VERSION, VOXPERSONA_ENCODER_OVERRIDES (space-separated Hydra overrides),
+        VOXPERSONA_ENCODER_THREADS (torch threads; default all CPUs)."""
         env = os.environ if env is None else env
         return cls(
             name=env.get("VOXPERSONA_ENCODER", "seeded"),
@@ -60,6 +62,7 @@ class EncoderChoice:
             alias=env.get("VOXPERSONA_ENCODER_ALIAS", "champion") or None,
             version=env.get("VOXPERSONA_ENCODER_VERSION") or None,
             overrides=tuple(env.get("VOXPERSONA_ENCODER_OVERRIDES", "").split()),
+            threads=int(env.get("VOXPERSONA_ENCODER_THREADS", "0")) or os.cpu_count() or 1,
         )
 
 
@@ -104,7 +107,13 @@ class EncoderRuntime:
 
     @classmethod
     def from_choice(cls, choice: EncoderChoice | None = None) -> EncoderRuntime:
-        return cls(build_from_choice(choice or EncoderChoice.from_env()))
+        choice = choice or EncoderChoice.from_env()
+        # BentoML starts service workers with OMP_NUM_THREADS=1 unless resources say otherwise; that cost ECAPA
+        # a third of its throughput (bench_encoders), so the thread count is set here explicitly.
+        import torch
+
+        torch.set_num_threads(choice.threads)
+        return cls(build_from_choice(choice))
 
     def warm_up(self) -> None:
         """Run the real code path once (JIT, thread pools, lazy imports) on noise."""
@@ -169,10 +178,10 @@ async def embed_with_retry(
 ) -> Any:
     """Call the encoder service's `embed` (e.g. `self.encoder.to_async.embed`) and retry transport failures.
 
-    Why: BentoML 1.4.40 replaces its client session to a dependency every 100 calls (or 300 s) and closes
-    the old
-    one while calls still use it, so some concurrent calls fail with `ServerDisconnectedError` / `Connector is
-    closed` (bentoml/BentoML#5540, #5544). Embedding is idempotent, so a retry on a fresh session is safe.
+    Why: BentoML 1.4.40 replaces its client session to a dependency every 100 calls (or 300 s) and closes the
+    old one while calls still use it, so some concurrent calls fail with `ServerDisconnectedError` /
+    `Connector is closed` (bentoml/BentoML#5540, #5544). Embedding is idempotent, so a retry on a fresh
+    session is safe.
     """
     for attempt in range(1, attempts + 1):
         try:

@@ -19,9 +19,8 @@ with bentoml.importing():
 @bentoml.service(
     name="speaker_encoder",
     traffic={"timeout": 120, "concurrency": 64},
-    # bentoml/BentoML#5540, #5544: the dependency client swaps its session every 100 requests while calls
-    # are in
-    # flight; callers also retry (bentos.encoder_runtime.embed_with_retry).
+    # bentoml/BentoML#5540, #5544: the dependency client swaps its session every 100 requests while calls are
+    # in flight; callers also retry (bentos.encoder_runtime.embed_with_retry).
     runner_connection={"max_requests": 1_000_000, "max_age": 86_400.0},
 )
 class SpeakerEncoderService:

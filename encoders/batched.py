@@ -30,6 +30,23 @@ class BatchedSpeakerEncoder(SpeakerEncoder):
     def embed_arrays(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
         """clips: each float32 [n] mono at `sample_rate` Hz → float32 [len(clips), dim], L2-normalized."""
 
+    def embed_in_chunks(self, clips: Sequence[np.ndarray], sample_rate: int, max_batch: int) -> np.ndarray:
+        """`embed_chunk` over groups of at most `max_batch` clips → float32 [len(clips), dim].
+
+        On CPU the convolutional encoders run fastest one clip per forward (measured on 2 cores: ECAPA 22 clips/s
+        at 1 vs 17 at 4; EnCodec 1.9 vs 1.2): big padded activations fall out of cache. On a GPU raise max_batch.
+        """
+        if not clips:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        size = max(1, int(max_batch))
+        return np.concatenate(
+            [self.embed_chunk(clips[i : i + size], sample_rate) for i in range(0, len(clips), size)]
+        )
+
+    def embed_chunk(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """One forward pass over `clips` (float32 [n] each at `sample_rate` Hz) → float32 [len(clips), dim]."""
+        return self.embed_arrays(clips, sample_rate)
+
     @property
     def weights_files(self) -> list[Path]:
         """The files holding the weights (logged as MLflow artifacts); empty for random init."""

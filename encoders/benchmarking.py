@@ -15,9 +15,8 @@ from encoders.evaluation import embed_vectors, evaluate_encoder
 
 
 def clips_from_voice_set(voice_set: Any, fmt: str = "wav") -> tuple[list[np.ndarray], list[str]]:
-    """Each clip of `voice_set` through the platform's intake (`load_audio`): float32 [n] mono at 16 kHz,
-    plus its
-    speaker label. fmt: "wav" or "mp3" (the same utterances after an MP3 round-trip)."""
+    """Each clip of `voice_set` through the platform's intake (`load_audio`): float32 [n] mono at 16 kHz, plus
+    its speaker label. fmt: "wav" or "mp3" (the same utterances after an MP3 round-trip)."""
     from encoders.audio import load_audio
 
     clips = [load_audio(c.wav_path if fmt == "wav" else c.mp3_path).samples for c in voice_set.clips]

@@ -3,8 +3,7 @@
 Weights come, in order, from: a configured local path or MLflow URI (a SpeechBrain pretrained folder with
 `embedding_model.ckpt`, e.g. `speechbrain/spkrec-ecapa-voxceleb` fetched once by a user with internet, or a
 checkpoint written by `encoders.training`), else the default training output `var/models/ecapa/ecapa.pt`.
-Random
-initialisation happens only when `allow_random=True` and is reported as `pretrained=False`.
+Random initialisation happens only when `allow_random=True` and is reported as `pretrained=False`.
 """
 
 from __future__ import annotations
@@ -75,9 +74,8 @@ def make_fbank(n_mels: int) -> Any:
 
 def sentence_mean_normalize(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Subtract each utterance's mean feature over its valid frames (SpeechBrain's sentence-level
-    InputNormalization
-    with std_norm=False). feats: float32 [batch, frames, bands]; lengths: float32 [batch], fraction of
-    frames valid.
+    InputNormalization with std_norm=False). feats: float32 [batch, frames, bands]; lengths: float32 [batch],
+    fraction of frames valid.
     """
     frames = feats.shape[1]
     valid = torch.clamp((lengths * frames).round().long(), min=1)
@@ -101,9 +99,8 @@ class EcapaEncoder(BatchedSpeakerEncoder):
 
     weights: path or MLflow URI of a SpeechBrain folder/`embedding_model.ckpt` or of our training checkpoint;
     None looks for the default training output. The architecture comes from the checkpoint (ours) or the
-    SpeechBrain VoxCeleb recipe (theirs); `n_mels`/`channels`/`attention_channels`/`lin_neurons` only apply
-    to random
-    init. allow_random: build untrained weights (seeded by `seed`) when none are found — tagged
+    SpeechBrain VoxCeleb recipe (theirs); `n_mels`/`channels`/`attention_channels`/`lin_neurons` only apply to
+    random init. allow_random: build untrained weights (seeded by `seed`) when none are found — tagged
     pretrained=False.
     """
 
@@ -121,9 +118,11 @@ class EcapaEncoder(BatchedSpeakerEncoder):
         lin_neurons: int = 192,
         seed: int = 0,
         num_threads: int | None = None,
+        max_batch: int = 1,
     ) -> None:
         if num_threads:
             torch.set_num_threads(int(num_threads))
+        self.max_batch = max_batch
         self.device = torch.device(device)
         arch: dict[str, Any] = {
             "n_mels": n_mels,
@@ -211,7 +210,12 @@ class EcapaEncoder(BatchedSpeakerEncoder):
         return sentence_mean_normalize(self.fbank(wavs), lengths)
 
     def embed_arrays(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-        """clips: each float32 [n] mono at `sample_rate` Hz → float32 [len(clips), dim], L2-normalized."""
+        """clips: each float32 [n] mono at `sample_rate` Hz → float32 [len(clips), dim], L2-normalized; forward
+        passes of at most `max_batch` clips."""
+        return self.embed_in_chunks(clips, sample_rate, self.max_batch)
+
+    def embed_chunk(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """One padded forward pass: clips (float32 [n] each at `sample_rate` Hz) → float32 [len(clips), dim]."""
         if not clips:
             return np.zeros((0, self.dim), dtype=np.float32)
         at_rate = [resample(np.asarray(c, dtype=np.float32), sample_rate, self.sample_rate) for c in clips]

@@ -1,13 +1,10 @@
 """EnCodec latent encoder: the 24 kHz EnCodec encoder's latents (128 channels at 75 frames/s), mean + std
-pooled
-over time, then a fixed seeded Gaussian projection to `dim`.
+pooled over time, then a fixed seeded Gaussian projection to `dim`.
 
 EnCodec is a codec, not a speaker model: its latents carry speaker traits among everything else, and the
-projection is random (seeded, fixed, not learnt) — it only fixes the output size. Pretrained EnCodec
-weights load
-from a local checkpoint (`encodec_24khz-d7cc33bc.th`) when configured; otherwise the weights are random and
-the
-encoder says `pretrained=False`.
+projection is random (seeded, fixed, not learnt) — it only fixes the output size. Pretrained EnCodec weights
+load from a local checkpoint (`encodec_24khz-d7cc33bc.th`) when configured; otherwise the weights are random
+and the encoder says `pretrained=False`.
 """
 
 from __future__ import annotations
@@ -41,9 +38,8 @@ class EncodecLatentEncoder(BatchedSpeakerEncoder):
     (resampled).
 
     weights: local path or MLflow URI of an EnCodec 24 kHz state dict; None → random EnCodec weights, which
-    are
-    allowed only with `allow_random=True` (default True here: the architecture is still a meaningful baseline,
-    and it is tagged pretrained=False). projection_seed fixes the output projection.
+    are allowed only with `allow_random=True` (default True here: the architecture is still a meaningful
+    baseline, and it is tagged pretrained=False). projection_seed fixes the output projection.
     """
 
     name = "encodec"
@@ -58,11 +54,13 @@ class EncodecLatentEncoder(BatchedSpeakerEncoder):
         model_seed: int = 0,
         device: str = "cpu",
         num_threads: int | None = None,
+        max_batch: int = 1,
     ) -> None:
         from encodec import EncodecModel
 
         if num_threads:
             torch.set_num_threads(int(num_threads))
+        self.max_batch = max_batch
         self.device = torch.device(device)
         torch.manual_seed(model_seed)
         model = EncodecModel.encodec_model_24khz(pretrained=False)
@@ -119,7 +117,12 @@ class EncodecLatentEncoder(BatchedSpeakerEncoder):
         return torch.cat([mean, var.clamp_min(1e-8).sqrt()], dim=1)
 
     def embed_arrays(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-        """clips: each float32 [n] mono at `sample_rate` Hz → float32 [len(clips), dim], L2-normalized."""
+        """clips: each float32 [n] mono at `sample_rate` Hz → float32 [len(clips), dim], L2-normalized; forward
+        passes of at most `max_batch` clips."""
+        return self.embed_in_chunks(clips, sample_rate, self.max_batch)
+
+    def embed_chunk(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """One padded forward pass: clips (float32 [n] each at `sample_rate` Hz) → float32 [len(clips), dim]."""
         if not clips:
             return np.zeros((0, self.dim), dtype=np.float32)
         at_rate = [resample(np.asarray(c, dtype=np.float32), sample_rate, ENCODEC_RATE) for c in clips]

@@ -1,8 +1,7 @@
 """Speaker-verification metrics: trial lists, EER, minDCF and DET points over cosine scores.
 
-minDCF uses the NIST SRE 2010-style operating point stated in `DetectionCost` (P_target 0.01, C_miss 1,
-C_fa 1)
-and is normalized by the cost of the best trivial system, so 1.0 means "no better than always rejecting".
+minDCF uses the NIST SRE 2010-style operating point stated in `DetectionCost` (P_target 0.01, C_miss 1, C_fa
+1) and is normalized by the cost of the best trivial system, so 1.0 means "no better than always rejecting".
 Numbers on generated speech rank encoders; they do not predict accuracy on real uploads.
 """
 

@@ -2,8 +2,7 @@
 wheel.
 
 Clips are cut into 1.6 s partial windows as Resemblyzer does; `embed_arrays` runs the partials of a whole
-batch
-of clips through the LSTM in one forward pass and averages them per clip.
+batch of clips through the LSTM in one forward pass and averages them per clip.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ class GE2EEncoder(BatchedSpeakerEncoder):
 
     weights: a Resemblyzer checkpoint (`{"model_state": ...}`); None uses the `pretrained.pt` in the wheel.
     partial_rate: partial windows per second (Resemblyzer's default 1.3); min_coverage: keep a last partial
-    that
-    covers at least this fraction of a window. trim_silences: run Resemblyzer's VAD-based removal of long
+    that covers at least this fraction of a window. trim_silences: run Resemblyzer's VAD-based removal of long
     pauses.
     """
 

@@ -173,9 +173,8 @@ def log_encoder(
     settings: RegistrySettings | None = None,
     figures: dict[str, Any] | None = None,
 ) -> RegisteredEncoder:
-    """Log `encoder` as a pyfunc model with its config (params + YAML artifact), weights, signature,
-    metrics and
-    provenance tags, and register it as a new version of `speaker-encoder-<name>`.
+    """Log `encoder` as a pyfunc model with its config (params + YAML artifact), weights, signature, metrics
+    and provenance tags, and register it as a new version of `speaker-encoder-<name>`.
 
     encoder_config: the Hydra node that built it (with `_target_`); its `weights` is replaced by the logged
     artifact on load. figures: matplotlib figures to log under `figures/<key>.png`.

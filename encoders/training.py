@@ -1,12 +1,10 @@
 """Train a small ECAPA-TDNN on generated speakers with an additive angular margin (AAM-softmax) loss.
 
 Training speakers: every installed espeak-ng voice × variant (several pitches each), flite and festival
-voices,
-minus the held-out evaluation speakers (`scripts.make_voices.speaker_voices`), which are only used for EER.
-Augmentation, applied offline per utterance: speed (0.95/1.05), pitch (±1 semitone), additive noise (10–20 dB
-SNR) and an MP3 round-trip through soundfile. Generated speech is far more consistent than real uploads:
-the EER
-here ranks models, it does not predict accuracy in the field.
+voices, minus the held-out evaluation speakers (`scripts.make_voices.speaker_voices`), which are only used for
+EER. Augmentation, applied offline per utterance: speed (0.95/1.05), pitch (±1 semitone), additive noise
+(10–20 dB SNR) and an MP3 round-trip through soundfile. Generated speech is far more consistent than real
+uploads: the EER here ranks models, it does not predict accuracy in the field.
 """
 
 from __future__ import annotations
@@ -190,9 +188,8 @@ def pitch_shift(samples: np.ndarray, up: bool) -> np.ndarray:
     """float32 [n] at 16 kHz shifted about one semitone up (16/15) or down (16/17), same duration, float32
     [~n].
 
-    Resampling by a small-integer ratio then phase-vocoder stretching back: torchaudio's pitch_shift
-    resamples by
-    2^(1/12), whose sinc kernel takes seconds per clip.
+    Resampling by a small-integer ratio then phase-vocoder stretching back: torchaudio's pitch_shift resamples
+    by 2^(1/12), whose sinc kernel takes seconds per clip.
     """
     to_rate = 15000 if up else 17000
     moved = torch.from_numpy(resample(samples, RATE, to_rate))

@@ -1,6 +1,5 @@
-"""Evaluate every encoder on the generated evaluation voices, log each to MLflow as a new registered
-version and
-point `champion` at the best real (pretrained or trained) version of each.
+"""Evaluate every encoder on the generated evaluation voices, log each to MLflow as a new registered version
+and point `champion` at the best real (pretrained or trained) version of each.
 
     python -m scripts.register_encoders                       # ge2e ecapa encodec seeded
     python -m scripts.register_encoders ge2e --speakers 12 --utterances 4

@@ -63,7 +63,7 @@ def test_tiny_training_run_writes_weights_the_encoder_loads(tmp_path: Path) -> N
     assert [row["epoch"] for row in result.history] == [1.0, 2.0]
     assert all(np.isfinite(row["loss"]) for row in result.history)
     assert not set(result.train_speakers) & set(result.eval_speakers)
-    encoder = EcapaEncoder(weights=result.checkpoint)
+    encoder = EcapaEncoder(weights=result.checkpoint, max_batch=4)
     assert encoder.pretrained is True
     assert encoder.weights_source == "trained: test"
     assert encoder.dim == 64

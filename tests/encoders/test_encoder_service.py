@@ -4,12 +4,14 @@ serve`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -102,30 +104,43 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_service_over_http_batches_concurrent_requests(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _served(target: str, tmp_path: Path, encoder: str = "seeded") -> Iterator[str]:
+    """`bentoml serve target` on a free port until /readyz answers; SIGTERM and wait for the port to close after."""
     port = _free_port()
-    env = {**os.environ, "VOXPERSONA_ENCODER": "seeded", "BENTOML_HOME": str(tmp_path / "bentoml")}
+    env = {**os.environ, "VOXPERSONA_ENCODER": encoder, "BENTOML_HOME": str(tmp_path / "bentoml")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "bentos.encoder_service:SpeakerEncoderService",
-         "--port", str(port), "--host", "127.0.0.1"],
+        [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "exited"
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "service not ready within 60 s"
+            assert time.monotonic() < deadline, "service not ready within 90 s"
             time.sleep(0.2)  # poll interval, not a wait for an outcome
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _port_open(port):
+            assert time.monotonic() < deadline, "port still open 30 s after SIGTERM"
+            time.sleep(0.1)
 
-        clips = [_noise(5, i) for i in range(8)]
+
+def test_service_over_http_batches_concurrent_requests(tmp_path: Path) -> None:
+    clips = [_noise(5, i) for i in range(8)]
+    with _served("bentos.encoder_service:SpeakerEncoderService", tmp_path) as url:
 
         async def call_all() -> list[dict]:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 responses = await asyncio.gather(
                     *(client.post("/embed", json={"clips": [c.tolist()]}) for c in clips)
                 )
@@ -135,14 +150,13 @@ def test_service_over_http_batches_concurrent_requests(tmp_path: Path) -> None:
         results = asyncio.run(call_all())
         assert [r["encoder"] for r in results] == ["seeded"] * 8
         assert len({r["hash"] for r in results}) == 8  # different audio → different vectors, in request order
-        again = httpx.post(
-            f"http://127.0.0.1:{port}/embed", json={"clips": [clips[3].tolist()]}, timeout=30
-        ).json()
+        again = httpx.post(f"{url}/embed", json={"clips": [clips[3].tolist()]}, timeout=30).json()
         assert again[0]["hash"] == results[3]["hash"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _port_open(port):
-            assert time.monotonic() < deadline, "port still open 30 s after SIGTERM"
-            time.sleep(0.1)
+
+
+def test_dependency_calls_survive_bentoml_session_swaps(tmp_path: Path) -> None:
+    # bentoml/BentoML#5540, #5544: the depends() client replaces its session after 100 calls while calls are in
+    # flight. A front service that depends on the encoder makes 110 sequential calls, then 16 concurrent ones.
+    with _served("scripts.bench_encoders:EncoderBenchFront", tmp_path) as url:
+        outcome = httpx.post(f"{url}/stress", json={"sequential": 110, "concurrent": 16}, timeout=120).json()
+    assert outcome == {"calls": 126, "failures": 0, "wrong": 0}

@@ -72,8 +72,8 @@ def test_champion_loads_and_embeds_like_the_direct_encoder(settings: RegistrySet
     assert loaded.version == "speaker-encoder-ge2e/2"
     clip = _noise(6, 0)
     assert np.allclose(loaded.embed_vector(clip, 16000), ge2e.embed_vector(clip, 16000), atol=1e-5)
-    # Moving the alias moves what the loader (and so the service, on restart) returns; pinning a version
-    # works too.
+    # Moving the alias moves what the loader (and so the service, on restart) returns; pinning a version works
+    # too.
     set_champion("ge2e", 1, settings=settings)
     assert load_encoder("ge2e", settings=settings).version == "speaker-encoder-ge2e/1"
     assert (
