@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRAINED_WEIGHTS = REPO_ROOT / "var" / "models" / "ecapa" / "ecapa.pt"
 CHECKPOINT_FORMAT = "voxpersona-ecapa/1"
 SPEECHBRAIN_CKPT = "embedding_model.ckpt"
+RANDOM_WEIGHTS = "random"  # weights: "random" (+ allow_random) pins random init even if trained weights exist
 
 # The architecture of speechbrain/spkrec-ecapa-voxceleb (its hyperparams.yaml); its checkpoint holds only
 # weights.
@@ -98,7 +99,7 @@ class EcapaEncoder(BatchedSpeakerEncoder):
     """ECAPA-TDNN: float32 16 kHz mono clips → float32 [lin_neurons] unit vectors (192-d by default).
 
     weights: path or MLflow URI of a SpeechBrain folder/`embedding_model.ckpt` or of our training checkpoint;
-    None looks for the default training output. The architecture comes from the checkpoint (ours) or the
+    None looks for the default training output; "random" (with allow_random) forces random init. The architecture comes from the checkpoint (ours) or the
     SpeechBrain VoxCeleb recipe (theirs); `n_mels`/`channels`/`attention_channels`/`lin_neurons` only apply to
     random init. allow_random: build untrained weights (seeded by `seed`) when none are found — tagged
     pretrained=False.
@@ -155,6 +156,10 @@ class EcapaEncoder(BatchedSpeakerEncoder):
     ) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any], str, str, Path | None]:
         """(state dict or None, architecture, provenance, training data, weights file) for the configured
         weights."""
+        if str(weights).lower() == RANDOM_WEIGHTS:
+            if not allow_random:
+                raise EncoderWeightsMissing('weights: "random" needs allow_random=true')
+            return None, arch, "random init", "none", None
         if weights is None:
             if DEFAULT_TRAINED_WEIGHTS.exists():
                 weights = DEFAULT_TRAINED_WEIGHTS

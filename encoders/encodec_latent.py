@@ -65,6 +65,8 @@ class EncodecLatentEncoder(BatchedSpeakerEncoder):
         torch.manual_seed(model_seed)
         model = EncodecModel.encodec_model_24khz(pretrained=False)
         self._weights_file: Path | None = None
+        if weights is not None and str(weights).lower() == "random":  # the registry's marker for random init
+            weights = None
         if weights is not None:
             path = resolve_weights_path(weights)
             if path.is_dir():

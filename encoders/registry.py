@@ -183,6 +183,10 @@ def log_encoder(
     from mlflow.types.schema import Schema, TensorSpec
 
     configure(settings)
+    encoder_config = dict(encoder_config)
+    if not encoder.pretrained and not getattr(encoder, "weights_files", []) and "weights" in encoder_config:
+        # Random init must reload as random init, not as whatever trained weights the loading machine has.
+        encoder_config["weights"] = "random"
     model_name = model_name_for(encoder.name)
     tags = {**encoder_tags(encoder), **(extra_tags or {})}
     weights_files = list(getattr(encoder, "weights_files", []))

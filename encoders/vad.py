@@ -18,9 +18,14 @@ _lock = threading.Lock()
 
 @functools.cache
 def _model() -> torch.nn.Module:
-    from silero_vad import load_silero_vad
+    # silero_vad's model module calls torch.set_num_threads(1) at import: keep the caller's setting.
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import load_silero_vad
 
-    model: torch.nn.Module = load_silero_vad(onnx=False)
+        model: torch.nn.Module = load_silero_vad(onnx=False)
+    finally:
+        torch.set_num_threads(threads)
     return model
 
 

@@ -26,6 +26,8 @@ def test_missing_weights_are_an_error_not_a_random_model(
         EcapaEncoder()
     with pytest.raises(EncoderWeightsMissing):
         EcapaEncoder(weights=tmp_path / "nowhere")
+    with pytest.raises(EncoderWeightsMissing, match="allow_random"):
+        EcapaEncoder(weights="random")
 
 
 def test_random_init_only_when_asked_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
