@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from hydra.utils import instantiate
 
+from bentos.processes import terminate
 from bentos.runtime import load_config
 from bentos.stepfun.emulator.process import EmulatorProcess
 
@@ -43,18 +44,6 @@ def _wait(what: str, ok: Callable[[], bool], procs: list[subprocess.Popen[bytes]
                 raise RuntimeError(f"{what}: a process exited early with code {p.returncode}")
         time.sleep(0.2)
     raise TimeoutError(f"{what} not ready within {timeout:.0f}s")
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
-    # SIGTERM to the supervisor only: bentoml's workers run in their own sessions and exit with it.
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
 
 
 def _ready(url: str) -> bool:
@@ -160,8 +149,8 @@ def main(argv: list[str]) -> int:
         pass
     finally:
         print("\nstopping…", flush=True)
-        _stop(frontend)
-        _stop(api)
+        terminate(frontend, 20)
+        terminate(api, 20)
         if emulator is not None:
             emulator.stop()
         deadline = time.monotonic() + 20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bentos.processes import terminate
 
 from ..settings import EMULATOR_DEV_KEY, EmulatorSettings
 
@@ -86,14 +87,7 @@ class EmulatorProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
+        terminate(proc, timeout_s)
 
     def admin(self, route: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST (body given) or GET a /_admin route, e.g. admin('faults', {'fail_next': 2, 'status': 503})."""

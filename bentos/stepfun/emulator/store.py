@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import string
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bentos.local_files import atomic_write
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -28,20 +28,6 @@ def new_id(prefix: str, n: int = 10) -> str:
 def owner_of(api_key: str) -> str:
     """Keys are never stored: records are owned by a digest of the key."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:24]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
