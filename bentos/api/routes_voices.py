@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
@@ -27,8 +28,11 @@ from bentos.personas import (
 from bentos.runtime import Platform
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
 from encoders import AudioError, load_audio
+from encoders.base import embedding_hash
+from encoders.impersonation import nearest_other_creator
 
 router = APIRouter(tags=["voices"])
+review_log = logging.getLogger("bentos.review")  # impersonation hits, for human review
 
 
 def _sanitize(name: str | None) -> str:
@@ -90,8 +94,6 @@ def _impersonation_check(platform: Platform, account: Account, clip: Any) -> dic
     threshold = platform.cfg.encoder.get("impersonation_threshold")
     if not platform.encoder.pretrained or threshold is None:
         return None
-    from encoders.impersonation import nearest_other_creator
-
     vector = platform.encoder.embed(clip).vector
     with platform.sessions() as session:
         rows = session.execute(
@@ -109,19 +111,13 @@ def _impersonation_check(platform: Platform, account: Account, clip: Any) -> dic
     if hit is None:
         return None
     names = {pid: name for pid, name, _ in rows}
-    platform_log_review(account.id, hit)
-    return {"personaId": hit[0], "name": names.get(hit[0]), "cosine": round(hit[1], 4)}
-
-
-def platform_log_review(account_id: str, hit: tuple[str, float]) -> None:
-    import logging
-
-    logging.getLogger("bentos.review").warning(
+    review_log.warning(
         "impersonation review: account %s uploaded a voice at cosine %.3f to persona %s",
-        account_id,
+        account.id,
         hit[1],
         hit[0],
     )
+    return {"personaId": hit[0], "name": names.get(hit[0]), "cosine": round(hit[1], 4)}
 
 
 @router.post("/voices", status_code=202)
@@ -218,8 +214,6 @@ def provenance(voice_id: str, request: Request) -> dict[str, Any]:
     if emb is None:
         return {"status": "pending", "embeddingHash": None, "chain": None}
     # Recompute the hash from the stored vector, so a tampered row shows up as a mismatch.
-    from encoders.base import embedding_hash
-
     current = embedding_hash(np.frombuffer(emb.vector, "<f4")) if emb.vector else emb.hash
     result = platform.chain.verify(persona.id, current)
     status: str = result.status
