@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from eth_utils import keccak
 
 from bentos.chain import ChainRegistry, RpcChainSettings, TesterChainSettings, build_chain
 from bentos.chain.devnode import DevNode, DevNodeError, ensure_installed, start_node
+from bentos.processes import free_port
 
 RESULTS = Path("bench_results") / "chain.json"
 # Hardhat's publicly known account #0 key (worthless outside a local dev node); CHAIN_SIGNER_KEY overrides it.
@@ -82,12 +82,6 @@ def registrations_per_second(registry: ChainRegistry, count: int, label: str) ->
     return count / (time.perf_counter() - start)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def hardhat_backend(node: DevNode, key: str) -> Callable[[bool], ChainRegistry]:
     """A factory of fresh registries on the node (each call deploys a new contract)."""
 
@@ -117,7 +111,7 @@ def run(count: int, use_node: bool) -> dict[str, Any]:
     }
     if use_node:
         try:
-            node = start_node(ensure_installed(), _free_port())
+            node = start_node(ensure_installed(), free_port())
             backends["hardhat"] = hardhat_backend(node, os.environ.get("CHAIN_SIGNER_KEY", HARDHAT_DEV_KEY))
         except DevNodeError as exc:
             results["node_error"] = str(exc)

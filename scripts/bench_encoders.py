@@ -13,10 +13,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -27,6 +24,7 @@ import numpy as np
 
 from bentos.encoder_runtime import compose_config
 from bentos.encoder_service import SpeakerEncoderService
+from bentos.processes import bentoml_serve, free_port, terminate, wait_ready
 from encoders import build_encoder
 from encoders.base import SpeakerEncoder
 from encoders.benchmarking import clips_from_voice_set
@@ -77,42 +75,25 @@ def clips_per_s(encoder: SpeakerEncoder, clips: list[np.ndarray], batch: int, ro
     return best
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def service_clips_per_s(name: str, rounds: int = 2) -> dict[str, float]:
     """Serve EncoderBenchFront + SpeakerEncoderService with `bentoml serve`; the front times one call of 32 clips
     and 32 concurrent single-clip calls (adaptive batching) through the dependency, as the platform calls it."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VOXPERSONA_ENCODER": name, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "scripts.bench_encoders:EncoderBenchFront",
-         "--host", "127.0.0.1", "--port", str(port)],
+        bentoml_serve("scripts.bench_encoders:EncoderBenchFront", "127.0.0.1", port),
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"service for {name} did not become ready")
-            time.sleep(0.25)
+        wait_ready(f"{url}/readyz", proc, timeout_s=180, what=f"the service for {name}")
         response = httpx.post(f"{url}/measure", json={"rounds": rounds}, timeout=600)
         response.raise_for_status()
         return {k: float(v) for k, v in response.json().items()}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        terminate(proc, timeout_s=60)
 
 
 @bentoml.service(name="encoder_bench_front", traffic={"timeout": 600})

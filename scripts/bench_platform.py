@@ -19,11 +19,8 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,12 +33,13 @@ import httpx
 import numpy as np
 import psutil
 
+from bentos.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
 from bentos.stepfun.client import StepFunClient
 from bentos.stepfun.emulator.process import EmulatorProcess
 from bentos.stepfun.settings import ProviderSettings
 from scripts.bench_common import pin_threads, print_table, summarize_ms, write_results
 from scripts.make_voices import VoiceClip, make_voices
-from tests.service.harness import EMULATOR_KEY, RunningPlatform, free_port, platform_overrides, start_platform
+from tests.service.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, start_platform
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR_CACHE = REPO / ".cache" / "emulator-bench"  # base-voice statistics, reused across runs
@@ -505,12 +503,6 @@ def tree_memory(pid: int) -> dict[str, Any]:
     }
 
 
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @contextmanager
 def bentoml_platform(
     emu: EmulatorProcess, data_dir: Path, encoder: str, threads: int
@@ -529,17 +521,7 @@ def bentoml_platform(
     log_path = data_dir / "bentoml.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "bentos.platform_service:PersonaPlatform",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            bentoml_serve("bentos.platform_service:PersonaPlatform", "127.0.0.1", port),
             cwd=REPO,
             env=env,
             stdout=log,
@@ -548,33 +530,17 @@ def bentoml_platform(
     base = f"http://127.0.0.1:{port}"
     children: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited {proc.returncode}: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"bentoml serve not ready in 300 s: {log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
+        try:
+            wait_ready(f"{base}/readyz", proc, timeout_s=300, what="bentoml serve")
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}: {log_path.read_text()[-3000:]}") from None
         children = psutil.Process(proc.pid).children(recursive=True)
         yield base, proc.pid
     finally:
         # SIGTERM to the supervisor only (its workers run in their own sessions and exit with it), then wait
         # for the port to close; a worker of ours still alive after that is stopped by its own pid.
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        deadline = time.monotonic() + 30
-        while port_open(port) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        terminate(proc, timeout_s=30)
+        wait_port_closed("127.0.0.1", port, timeout_s=30)
         for child in children:
             if child.is_running():
                 child.terminate()

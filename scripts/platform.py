@@ -11,46 +11,29 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from hydra.utils import instantiate
 
-from bentos.processes import terminate
+from bentos.processes import bentoml_serve, port_open, terminate, wait_port_closed, wait_ready
 from bentos.runtime import load_config
 from bentos.stepfun.emulator.process import EmulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
-
-
-def _wait(what: str, ok: Callable[[], bool], procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+def _wait_listening(what: str, host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ok():
-            return
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"{what}: a process exited early with code {p.returncode}")
+    while not port_open(host, port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited early with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready within {timeout:.0f}s")
         time.sleep(0.2)
-    raise TimeoutError(f"{what} not ready within {timeout:.0f}s")
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def main(argv: list[str]) -> int:
@@ -67,7 +50,7 @@ def main(argv: list[str]) -> int:
         "VOXPERSONA_ENCODER": encoder_name,
         "PYTHONUNBUFFERED": "1",
     }
-    if _port_open(server.host, server.port):
+    if port_open(server.host, server.port):
         print(f"port {server.port} is already in use: is the platform already running?", file=sys.stderr)
         return 1
 
@@ -88,22 +71,12 @@ def main(argv: list[str]) -> int:
         else:
             print(f"StepFun           {provider.base_url} (key from STEP_API_KEY)")
         api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "bentos.platform_service:PersonaPlatform",
-                "--host",
-                server.host,
-                "--port",
-                str(server.port),
-            ],
+            bentoml_serve("bentos.platform_service:PersonaPlatform", server.host, server.port),
             cwd=REPO,
             env=env,
         )
         base = f"http://{server.host}:{server.port}"
-        _wait("the platform", lambda: _ready(f"{base}/readyz"), [api], timeout=300)
+        wait_ready(f"{base}/readyz", api, timeout_s=300, what="the platform")
         demo = httpx.post(
             f"{base}/accounts",
             json={
@@ -137,7 +110,7 @@ def main(argv: list[str]) -> int:
             env={**env, "VOXPERSONA_API_URL": base, "VOXPERSONA_API_KEY": key},
             stdout=subprocess.DEVNULL,
         )
-        _wait("the front end", lambda: _port_open(server.host, server.frontend_port), [frontend], timeout=120)
+        _wait_listening("the front end", server.host, server.frontend_port, frontend, timeout=120)
         print("\nVoxPersona is running:")
         print(f"  API        {base}   (OpenAPI docs: {base}/docs, health: {base}/health)")
         print(f"  Front end  http://{server.host}:{server.frontend_port}")
@@ -153,9 +126,7 @@ def main(argv: list[str]) -> int:
         terminate(api, 20)
         if emulator is not None:
             emulator.stop()
-        deadline = time.monotonic() + 20
-        while _port_open(server.host, server.port) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_port_closed(server.host, server.port, timeout_s=20)
     return 0
 
 

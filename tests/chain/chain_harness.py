@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +40,6 @@ class ChainHarness:
 
     def as_creator(self, index: int) -> ChainRegistry:
         return self.registry.with_signer(self.creator_keys[index])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rpc_settings(node: DevNode, artifact_dir: str, **overrides: object) -> RpcChainSettings:

@@ -12,7 +12,8 @@ import pytest
 
 from bentos.chain import TesterChainSettings, build_chain
 from bentos.chain.devnode import DevNode, DevNodeError, ensure_installed, start_node
-from tests.chain.chain_harness import HARDHAT_DEV_KEYS, TESTER_DEV_KEYS, ChainHarness, free_port, rpc_settings
+from bentos.processes import free_port
+from tests.chain.chain_harness import HARDHAT_DEV_KEYS, TESTER_DEV_KEYS, ChainHarness, rpc_settings
 
 
 @pytest.fixture(scope="session")

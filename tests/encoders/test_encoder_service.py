@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +16,7 @@ import numpy as np
 import pytest
 
 from bentos.encoder_runtime import EncoderChoice, EncoderRuntime, embed_with_retry
+from bentos.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
 from encoders.base import embedding_hash
 from encoders.ge2e import GE2EEncoder
 from encoders.registry import RegistrySettings, log_encoder, set_champion
@@ -93,46 +90,25 @@ def test_runtime_rejects_empty_clips() -> None:
         runtime.embed_arrays([np.zeros(0, np.float32)])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @contextlib.contextmanager
 def _served(target: str, tmp_path: Path, encoder: str = "seeded") -> Iterator[str]:
     """`bentoml serve target` on a free port until /readyz answers; SIGTERM and wait for the port to close after."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VOXPERSONA_ENCODER": encoder, "BENTOML_HOME": str(tmp_path / "bentoml")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", target, "--port", str(port), "--host", "127.0.0.1"],
+        bentoml_serve(target, "127.0.0.1", port),
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "exited"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "service not ready within 90 s"
-            time.sleep(0.2)  # poll interval, not a wait for an outcome
+        try:
+            wait_ready(f"{url}/readyz", proc, timeout_s=90, what="the encoder service")
+        except RuntimeError:
+            raise AssertionError(proc.stderr.read().decode()[-2000:] if proc.stderr else "exited") from None
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _port_open(port):
-            assert time.monotonic() < deadline, "port still open 30 s after SIGTERM"
-            time.sleep(0.1)
+        terminate(proc, timeout_s=30)
+        assert wait_port_closed("127.0.0.1", port, timeout_s=30), "port still open 30 s after SIGTERM"
 
 
 def test_service_over_http_batches_concurrent_requests(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,17 +16,12 @@ import uvicorn
 from sqlalchemy import create_engine, text
 
 from bentos.api.app import create_app
+from bentos.processes import free_port
 from bentos.runtime import Platform, load_config
 from bentos.stepfun.emulator.process import EmulatorProcess
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 EMULATOR_KEY = "emulator-test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(

@@ -13,10 +13,11 @@ import httpx
 from sqlalchemy import func, select
 
 from bentos.chain.outbox import OutboxItem
+from bentos.processes import free_port
 from bentos.stepfun.emulator.process import EmulatorProcess
 from bentos.store.models import Persona, UsageEvent
 from scripts.make_voices import VoiceSet
-from tests.service.harness import EMULATOR_KEY, RunningPlatform, free_port, platform_overrides, wait_for
+from tests.service.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, wait_for
 from tests.service.test_end_to_end import create_live_persona
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}

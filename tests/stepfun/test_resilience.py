@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bentos.processes import free_port
 from bentos.stepfun import (
     InputRejected,
     ProviderConfigError,
@@ -18,7 +19,7 @@ from bentos.stepfun import (
     RetryEvent,
     StepFunClient,
 )
-from bentos.stepfun.emulator import EmulatorProcess, free_port
+from bentos.stepfun.emulator import EmulatorProcess
 from bentos.stepfun.health import CONFIG_ERRORS
 from tests.stepfun.stepfun_helpers import fast_settings
 

@@ -2,6 +2,6 @@
 voice engine. Run it with `python -m bentos.stepfun.emulator`, or from Python with `EmulatorProcess`.
 """
 
-from .process import EmulatorProcess, free_port
+from .process import EmulatorProcess
 
-__all__ = ["EmulatorProcess", "free_port"]
+__all__ = ["EmulatorProcess"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,9 @@ from typing import Any
 
 import httpx
 
-from bentos.processes import terminate
+from bentos.processes import free_port, terminate
 
 from ..settings import EMULATOR_DEV_KEY, EmulatorSettings
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EmulatorProcess:
