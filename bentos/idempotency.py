@@ -68,10 +68,17 @@ class IdempotencyStore:
 
     def finish(self, key: str, account_ref: str, route: str, response: StoredResponse) -> None:
         with self._sessions.begin() as session:
-            row = self._find(session, key, account_ref, route)
-            if row is not None:
-                row.status_code, row.body = response.status_code, response.body
-                row.content_type = response.content_type
+            self.finish_in(session, key, account_ref, route, response)
+
+    @classmethod
+    def finish_in(
+        cls, session: Session, key: str, account_ref: str, route: str, response: StoredResponse
+    ) -> None:
+        """Store the response within the caller's transaction (e.g. with the blob it references)."""
+        row = cls._find(session, key, account_ref, route)
+        if row is not None:
+            row.status_code, row.body = response.status_code, response.body
+            row.content_type = response.content_type
 
     def abandon(self, key: str, account_ref: str, route: str) -> None:
         """Forget a claim whose request failed with a retryable error, so the same key may be retried."""

@@ -34,10 +34,18 @@ class QueueSettings:
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 30.0
+    # A worker's lease on a provider call shared by personas of one upload (upload, clone); a crashed
+    # worker's lease lapses after this long and another worker takes over.
+    claim_lease_s: float = 90.0
+    # A persona that failed with a retryable error is tried again after this long, at most max_revivals times.
+    revive_after_s: float = 300.0
+    max_revivals: int = 6
 
     def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for attempt 1, 2, … (seconds)."""
-        return random.uniform(0, min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1)))
+        """Exponential backoff with equal jitter for attempt 1, 2, … (seconds): at least half the ceiling, so
+        the attempts together outlast a short provider outage instead of being spent within seconds."""
+        ceiling = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def make_huey(settings: QueueSettings) -> Huey:

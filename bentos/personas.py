@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.chain.outbox import Outbox
 from bentos.errors import PlatformError, forbidden, not_found
 from bentos.ids import new_id
-from bentos.store.models import Account, Job, Persona, StoredFile, utcnow
+from bentos.speakable import unspeakable
+from bentos.store import blob_refs
+from bentos.store.blobs import BlobStore
+from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile, VoiceClone, utcnow
 
 VISIBILITIES = ("public", "unlisted", "private")
 CLONE_MODELS = ("step-tts-mini", "step-tts-2", "stepaudio-2.5-tts")
@@ -58,6 +62,8 @@ def _check(draft: PersonaDraft) -> None:
         problems.append("at most 10 tags of 1–30 letters, digits, spaces or dashes")
     if draft.sample_text is not None and len(draft.sample_text) > 50:
         problems.append("sampleText must be at most 50 characters")
+    elif draft.sample_text is not None and unspeakable(draft.sample_text):
+        problems.append(f"sampleText {unspeakable(draft.sample_text)}")
     if draft.price_per_10k_chars is not None and not 0 <= draft.price_per_10k_chars <= 10**12:
         problems.append("pricePer10kChars must be a non-negative integer (micro-CNY)")
     if len(draft.description) > 2000 or len(draft.persona_prompt) > 4000:
@@ -144,13 +150,11 @@ def discover(
     limit: int,
     offset: int,
 ) -> tuple[list[Persona], int]:
-    """Public live personas (plus the caller's own of any visibility), filtered and sorted."""
-    visible = Persona.visibility == "public"
+    """Public live personas (plus the caller's own of any visibility and state), filtered and sorted."""
+    visible: ColumnElement[bool] = (Persona.visibility == "public") & (Persona.state == "live")
     if caller is not None:
         visible = or_(visible, Persona.creator_id == caller.id)
     stmt = select(Persona).where(visible, Persona.revoked_at.is_(None))
-    if caller is None:
-        stmt = stmt.where(Persona.state == "live")
     if q:
         like = f"%{q.lower()}%"
         stmt = stmt.where(
@@ -168,6 +172,43 @@ def discover(
     return rows[offset : offset + limit], len(rows)
 
 
-def mark_revoked(persona: Persona) -> None:
-    persona.revoked_at = utcnow()
-    persona.state = "revoked"
+def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, creator: Account) -> None:
+    """The creator withdraws a persona: TTS stops at once (one commit), the sample, the vector and — when no
+    other persona of theirs uses it — the upload are deleted, and the chain revoke is queued with the change.
+
+    Blobs shared with other rows (equal bytes uploaded by another account, a replayed TTS answer) are kept.
+    """
+    released: list[str] = []
+    with sessions.begin() as session:
+        persona = owned_persona(session, persona_id, creator)
+        if persona.revoked_at is not None:
+            return
+        persona.revoked_at = utcnow()
+        persona.state = "revoked"
+        if persona.sample_blob_key:
+            released.append(persona.sample_blob_key)
+            persona.sample_blob_key = None
+        emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id))
+        if emb is not None:
+            emb.vector = None
+        upload = session.get(StoredFile, persona.file_id) if persona.file_id else None
+        if upload is not None and not _file_in_use(session, upload.id, persona.id):
+            if upload.blob_key:
+                released.append(upload.blob_key)
+                upload.blob_key = None
+            for clone in session.scalars(select(VoiceClone).where(VoiceClone.file_id == upload.id)):
+                if clone.sample_blob_key:
+                    released.append(clone.sample_blob_key)
+                    clone.sample_blob_key = None
+        if Outbox.get(session, f"register:{persona.id}") is not None:
+            Outbox.enqueue(session, "revoke", {"persona_id": persona.id}, f"revoke:{persona.id}")
+    blob_refs.release(sessions, blobs, released)
+
+
+def _file_in_use(session: Session, file_id: str, except_persona: str) -> bool:
+    other = session.scalar(
+        select(Persona.id).where(
+            Persona.file_id == file_id, Persona.id != except_persona, Persona.revoked_at.is_(None)
+        )
+    )
+    return other is not None

@@ -12,17 +12,23 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from eth_hash.auto import keccak
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bentos.chain.outbox import Outbox
+from bentos.ids import new_id
 from bentos.jobs import QueueSettings, Retry
 from bentos.stepfun.client import StepFunClient
-from bentos.stepfun.errors import StepFunError
+from bentos.stepfun.errors import ProviderUnavailable, StepFunError
+from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
-from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
+from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile, VoiceClone, utcnow
 from encoders import AudioError, AudioSettings, SpeakerEncoder, load_audio
 
 log = logging.getLogger(__name__)
@@ -32,11 +38,20 @@ ZH_SAMPLE_TEXT = "你好，这是我在VoxPersona上的声音。"
 
 
 class StepFailed(Exception):
-    """A step failed for good (or retryable, if attempts remain)."""
+    """A step failed for good (or retryable, if attempts remain). min_wait_s: don't retry sooner than this."""
 
-    def __init__(self, code: str, message: str, retryable: bool = False) -> None:
+    def __init__(self, code: str, message: str, retryable: bool = False, min_wait_s: float = 0.0) -> None:
         super().__init__(message)
-        self.code, self.message, self.retryable = code, message, retryable
+        self.code, self.message, self.retryable, self.min_wait_s = code, message, retryable, min_wait_s
+
+
+class Deferred(Exception):
+    """Another worker is doing this step's provider call for a shared upload: run again shortly (no attempt
+    is spent)."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(f"deferred {delay_s:.1f}s")
+        self.delay_s = delay_s
 
 
 def creator_address(account: Account) -> str:
@@ -95,10 +110,17 @@ class PersonaPipeline:
                 self._fail_or_retry(persona_id, state, failure)
                 return
             except StepFunError as err:
-                self._fail_or_retry(
-                    persona_id, state, StepFailed(_provider_code(err), err.message, err.retryable)
+                # An open breaker made no call: wait out its cool-down, or every attempt hits it again.
+                wait = (
+                    self.provider.settings.breaker_reset_timeout_s
+                    if isinstance(err, ProviderUnavailable)
+                    else 0
                 )
+                provider_failure = StepFailed(_provider_code(err), err.message, err.retryable, wait)
+                self._fail_or_retry(persona_id, state, provider_failure)
                 return
+            except Deferred as deferred:
+                raise Retry(deferred.delay_s) from None
             except Retry:
                 raise
             except Exception:
@@ -115,18 +137,14 @@ class PersonaPipeline:
         # The intake already decoded and validated this upload (POST /files); here we only make sure the
         # stored bytes are still exactly what was accepted, rather than decoding them a second time.
         upload = self._upload(persona_id)
-        try:
-            data = self.blobs.get(upload.blob_key or "")
-        except KeyError:
-            raise StepFailed("blob_missing", "the uploaded audio is no longer stored") from None
-        if hashlib.sha256(data).hexdigest() != upload.sha256:
+        if hashlib.sha256(self._bytes(upload)).hexdigest() != upload.sha256:
             raise StepFailed("blob_corrupt", "the stored upload no longer matches what was accepted")
         return "validated"
 
     def _embed(self, persona_id: str) -> str:
         upload = self._upload(persona_id)
         try:
-            clip = load_audio(self.blobs.get(upload.blob_key or ""), self.audio)
+            clip = load_audio(self._bytes(upload), self.audio)
         except AudioError as err:  # e.g. the intake rules were tightened since the upload
             raise StepFailed(err.code, err.message) from None
         embedding = self.encoder.embed(clip)
@@ -171,36 +189,110 @@ class PersonaPipeline:
 
     def _clone(self, persona_id: str) -> str:
         upload = self._upload(persona_id)
-        step_file_id = upload.step_file_id
-        if step_file_id is None:
-            data = self.blobs.get(upload.blob_key or "")
-            step_file_id = self.provider.upload_file(data, f"{upload.id}.{upload.format}").id
-            with self.sessions.begin() as session:
-                stored = session.get(StoredFile, upload.id)
-                assert stored is not None
-                stored.step_file_id = step_file_id
         with self.sessions() as session:
             persona = session.get(Persona, persona_id)
             assert persona is not None
-            model, transcript, sample_text = persona.model, persona.transcript, persona.sample_text
+            model, transcript, requested = persona.model, persona.transcript, persona.sample_text
             language = persona.language
-        sample_text = sample_text or (ZH_SAMPLE_TEXT if language == "zh" else DEFAULT_SAMPLE_TEXT)
-        voice = self.provider.create_voice(
-            step_file_id, model=model, text=transcript, sample_text=sample_text
-        )
-        sample_key = self.blobs.put(voice.sample_audio) if voice.sample_audio else None
+        clone = self._clone_row(upload.id, model)
+        if clone.step_voice_id is None:
+            step_file_id = self._provider_file(upload)
+            self._claim(VoiceClone, VoiceClone.id, clone.id, VoiceClone.claimed_at, VoiceClone.step_voice_id)
+            sample_text = requested or (ZH_SAMPLE_TEXT if language == "zh" else DEFAULT_SAMPLE_TEXT)
+            # A retry after a timeout or a crash asks again: the provider answers `duplicated` for the same
+            # audio and model, so there is one voice, and it is counted below the first time we see its id.
+            voice = self.provider.create_voice(
+                step_file_id, model=model, text=transcript, sample_text=sample_text
+            )
+            clone = self._record_clone(clone.id, persona_id, voice.id, voice.sample_text or sample_text,
+                                       voice.sample_audio)  # fmt: skip
         with self.sessions.begin() as session:
             persona = session.get(Persona, persona_id)
             assert persona is not None
-            # A re-run after a crash gets `duplicated`: same voice, no second clone fee.
-            if persona.step_voice_id is None and not voice.duplicated:
-                persona.clones_billed += 1
-            persona.step_voice_id = voice.id
-            persona.clone_duplicated = persona.clone_duplicated or voice.duplicated
-            persona.sample_text = voice.sample_text or sample_text
-            if sample_key:
-                persona.sample_blob_key = sample_key
+            persona.step_voice_id = clone.step_voice_id
+            persona.clone_duplicated = clone.billed_persona_id != persona_id
+            persona.sample_text = clone.sample_text or requested
+            if clone.sample_blob_key and blob_refs.adopt(session, self.blobs, clone.sample_blob_key):
+                persona.sample_blob_key = clone.sample_blob_key
+            if persona.clone_duplicated and requested and requested != clone.sample_text:
+                persona.notices = [
+                    *(persona.notices or []),
+                    f"sampleText was not used: this recording was already cloned for {model}, so its voice "
+                    f"and sample ({clone.sample_text!r}) were reused, with no second clone fee.",
+                ]
         return "cloned"
+
+    def _provider_file(self, upload: StoredFile) -> str:
+        """The provider's id for this upload: one provider file per upload, whatever the retries, crashes and
+        concurrent personas (a crashed upload is found again by its file name before uploading anew)."""
+        if upload.step_file_id:
+            return upload.step_file_id
+        lapsed = self._claim(
+            StoredFile, StoredFile.id, upload.id, StoredFile.step_upload_claimed_at, StoredFile.step_file_id
+        )
+        filename = f"{upload.id}.{upload.format}"
+        found = (
+            [f.id for f in self.provider.list_files("storage") if f.filename == filename] if lapsed else []
+        )
+        step_file_id = found[0] if found else self.provider.upload_file(self._bytes(upload), filename).id
+        with self.sessions.begin() as session:
+            stored = session.get(StoredFile, upload.id)
+            assert stored is not None
+            stored.step_file_id, stored.step_upload_claimed_at = step_file_id, None
+        return step_file_id
+
+    def _clone_row(self, file_id: str, model: str) -> VoiceClone:
+        def find(session: Session) -> VoiceClone | None:
+            stmt = select(VoiceClone).where(VoiceClone.file_id == file_id, VoiceClone.model == model)
+            return session.scalar(stmt)
+
+        with self.sessions.begin() as session:
+            row = find(session)
+            if row is None:
+                try:
+                    with session.begin_nested():
+                        session.execute(insert(VoiceClone).values(file_id=file_id, model=model, billed=False))
+                except IntegrityError:  # another worker inserted it first
+                    pass
+                row = find(session)
+            assert row is not None
+            return row
+
+    def _claim(self, table: Any, key: InstrumentedAttribute[Any], key_value: Any,
+               claimed: InstrumentedAttribute[Any], done: InstrumentedAttribute[Any]) -> bool:  # fmt: skip
+        """Take the lease on a shared provider call (one worker at a time); True when an earlier holder's
+        lease had lapsed (it crashed or timed out). Raises Deferred while another worker holds it."""
+        now, lease = utcnow(), timedelta(seconds=self.queue.claim_lease_s)
+        with self.sessions.begin() as session:
+            previous = session.scalar(select(claimed).where(key == key_value))
+            taken = session.execute(
+                update(table)
+                .where(key == key_value, done.is_(None), or_(claimed.is_(None), claimed < now - lease))
+                .values({claimed.key: now})
+            )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+            raise Deferred(min(2.0, self.queue.claim_lease_s))
+        return previous is not None
+
+    def _record_clone(
+        self, clone_id: int, persona_id: str, voice_id: str, sample_text: str, sample_audio: bytes | None
+    ) -> VoiceClone:
+        with self.sessions.begin() as session:
+            row = session.get(VoiceClone, clone_id)
+            assert row is not None
+            # The provider charges once per voice it creates: the first row to record a voice id pays for it
+            # (a `duplicated` answer to a retry of our own timed-out request was still paid once).
+            seen = session.scalar(select(VoiceClone.id).where(VoiceClone.step_voice_id == voice_id))
+            row.step_voice_id, row.sample_text, row.claimed_at = voice_id, sample_text, None
+            row.billed = seen is None
+            if sample_audio:
+                row.sample_blob_key = blob_refs.hold(session, self.blobs, sample_audio)
+            if row.billed:
+                row.billed_persona_id = persona_id
+                persona = session.get(Persona, persona_id)
+                assert persona is not None
+                persona.clones_billed += 1
+            return row
 
     def _preview(self, persona_id: str) -> str:
         with self.sessions() as session:
@@ -212,17 +304,48 @@ class PersonaPipeline:
         audio = self.provider.speech(
             model=model, voice=voice_id, input=text or DEFAULT_SAMPLE_TEXT, response_format="wav"
         )
-        key = self.blobs.put(audio.audio)
         with self.sessions.begin() as session:
             persona = session.get(Persona, persona_id)
             assert persona is not None
-            persona.sample_blob_key = key
+            persona.sample_blob_key = blob_refs.hold(session, self.blobs, audio.audio)
         return "previewed"
 
     def _go_live(self, persona_id: str) -> str:
         return "live"
 
     # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def revive_retryable(self) -> list[str]:
+        """Personas that failed with a retryable error (a provider outage outlasting every attempt) at least
+        `revive_after_s` ago go back to the step that failed, with a new job; at most `max_revivals` times,
+        then the failure is final. Returns the ids to enqueue once this has committed."""
+        cutoff = utcnow() - timedelta(seconds=self.queue.revive_after_s)
+        revived = []
+        with self.sessions.begin() as session:
+            stmt = select(Persona).where(
+                Persona.state == "failed",
+                Persona.failure_retryable.is_(True),
+                Persona.revoked_at.is_(None),
+                Persona.updated_at < cutoff,
+            )
+            for persona in session.scalars(stmt):
+                runs = session.scalar(select(func.count()).where(Job.persona_id == persona.id)) or 0
+                if runs > self.queue.max_revivals or not persona.failure_step:
+                    persona.failure_retryable = False
+                    persona.failure_message = f"{persona.failure_message} (gave up after {runs} runs)"
+                    continue
+                persona.state = persona.failure_step
+                session.add(Job(id=new_id("job"), persona_id=persona.id, status="queued"))
+                revived.append(persona.id)
+        if revived:
+            log.info("reviving %d personas that failed with a retryable error", len(revived))
+        return revived
+
+    def _bytes(self, upload: StoredFile) -> bytes:
+        try:
+            return self.blobs.get(upload.blob_key or "")
+        except KeyError:
+            raise StepFailed("blob_missing", "the uploaded audio is no longer stored") from None
 
     def _upload(self, persona_id: str) -> StoredFile:
         with self.sessions() as session:
@@ -276,7 +399,7 @@ class PersonaPipeline:
         if self.on_step and not retry:
             self.on_step(persona_id, "failed")
         if retry:
-            raise Retry(self.queue.backoff(attempts))
+            raise Retry(max(failure.min_wait_s, self.queue.backoff(attempts)))
 
     def _finish_job(self, persona_id: str) -> None:
         with self.sessions.begin() as session:

@@ -113,12 +113,19 @@ class Platform:
 
     def _outbox_loop(self, interval_s: float) -> None:
         dispatcher: OutboxDispatcher | None = None
-        next_gauge = 0.0
+        next_gauge = next_revival = 0.0
         while not self._stop.is_set():
             if time.monotonic() >= next_gauge:  # the queue-depth gauge, refreshed every few seconds
                 with contextlib.suppress(Exception):
                     metrics.QUEUE_DEPTH.set(self.jobs.depth())
                 next_gauge = time.monotonic() + 5
+            if time.monotonic() >= next_revival:
+                try:
+                    for persona_id in self.pipeline.revive_retryable():
+                        self.jobs.enqueue(persona_id)
+                except Exception:
+                    log.exception("reviving failed pipelines failed")
+                next_revival = time.monotonic() + min(30.0, self.queue_settings.revive_after_s / 2)
             try:
                 dispatcher = dispatcher or OutboxDispatcher(self.sessions, self.chain)
                 report = dispatcher.dispatch_pending()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -119,9 +120,63 @@ def sniff_format(data: bytes) -> AudioFormat | None:
     return None
 
 
-def _check_wav_structure(data: bytes) -> None:
-    """Reject a WAV whose chunks claim more data than the file holds (truncated or forged headers)."""
+# WAVE_FORMAT_* tags (mmreg.h). An EXTENSIBLE fmt chunk carries the real format in a SubFormat GUID whose
+# first four bytes are the tag (little-endian) and whose other twelve are the fixed KSDATAFORMAT_SUBTYPE tail.
+_WAVE_FORMAT_PCM = 0x0001
+_WAVE_FORMAT_IEEE_FLOAT = 0x0003
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+_SUBFORMAT_GUID_TAIL = uuid.UUID("00000001-0000-0010-8000-00aa00389b71").bytes_le[4:]
+# Extensible subformats accepted, as (tag, container bits): the same encodings plain WAV is promised in.
+_WAVEX_ACCEPTED = {
+    (_WAVE_FORMAT_PCM, 16),
+    (_WAVE_FORMAT_PCM, 24),
+    (_WAVE_FORMAT_PCM, 32),
+    (_WAVE_FORMAT_IEEE_FLOAT, 32),
+}
+# libsndfile's subtype names for the same set: checked again after it opens the file.
+_WAVEX_SUBTYPES = frozenset({"PCM_16", "PCM_24", "PCM_32", "FLOAT"})
+_WAVE_FORMAT_NAMES = {
+    0x0001: "PCM",
+    0x0002: "Microsoft ADPCM",
+    0x0003: "IEEE float",
+    0x0006: "A-law",
+    0x0007: "µ-law",
+    0x0011: "IMA ADPCM",
+    0x0031: "GSM 6.10",
+    0x0050: "MPEG",
+    0x0055: "MPEG layer III",
+}
+
+
+@dataclass(frozen=True)
+class _WavFmt:
+    """The fmt chunk of a WAV. tag: WAVE_FORMAT_*; subformat: the SubFormat GUID (EXTENSIBLE only)."""
+
+    tag: int
+    channels: int
+    bits: int
+    subformat: bytes | None = None
+
+
+def _parse_fmt(body: bytes) -> _WavFmt:
+    if len(body) < 16:
+        raise AudioError("corrupt_audio", "the WAV format chunk is too short")
+    tag, channels, _rate, _byte_rate, _align, bits = struct.unpack_from("<HHIIHH", body)
+    if tag != _WAVE_FORMAT_EXTENSIBLE:
+        return _WavFmt(tag, channels, bits)
+    # WAVEFORMATEXTENSIBLE: cbSize (≥ 22), valid bits, channel mask, SubFormat GUID.
+    if len(body) < 40 or struct.unpack_from("<H", body, 16)[0] < 22:
+        raise AudioError("corrupt_audio", "the extensible WAV format chunk is too short")
+    return _WavFmt(tag, channels, bits, bytes(body[24:40]))
+
+
+def _check_wav_structure(data: bytes) -> _WavFmt | None:
+    """Reject a WAV whose chunks claim more data than the file holds (truncated or forged headers).
+
+    Returns the fmt chunk when it comes before the data chunk (as every writer puts it), else None.
+    """
     pos = 12
+    wav_fmt: _WavFmt | None = None
     while pos + 8 <= len(data):
         chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         if chunk_id == b"data":
@@ -133,9 +188,34 @@ def _check_wav_structure(data: bytes) -> None:
                     f"the WAV header claims {size} bytes of audio but the file holds {available}: "
                     "it is truncated or its header is wrong",
                 )
-            return
+            return wav_fmt
+        if chunk_id == b"fmt " and wav_fmt is None:
+            if size > len(data) - (pos + 8):
+                raise AudioError("corrupt_audio", "the WAV format chunk runs past the end of the file")
+            wav_fmt = _parse_fmt(data[pos + 8 : pos + 8 + size])
         pos += 8 + size + (size & 1)
     raise AudioError("corrupt_audio", "the WAV file has no audio data chunk")
+
+
+def _check_extensible(wav_fmt: _WavFmt) -> None:
+    """Accept WAVE_FORMAT_EXTENSIBLE only for PCM 16/24/32-bit and 32-bit float SubFormats."""
+    guid = wav_fmt.subformat
+    if guid is None:
+        return
+    if guid[4:] != _SUBFORMAT_GUID_TAIL:
+        raise AudioError(
+            "unsupported_format",
+            f"extensible WAV with subformat {uuid.UUID(bytes_le=guid)} is not accepted; "
+            "use 16/24/32-bit PCM or 32-bit float WAV",
+        )
+    sub_tag = struct.unpack_from("<I", guid)[0]
+    if (sub_tag, wav_fmt.bits) not in _WAVEX_ACCEPTED:
+        name = _WAVE_FORMAT_NAMES.get(sub_tag, f"format 0x{sub_tag:04x}")
+        raise AudioError(
+            "unsupported_format",
+            f"extensible WAV in {wav_fmt.bits}-bit {name} is not accepted; "
+            "use 16/24/32-bit PCM or 32-bit float WAV",
+        )
 
 
 def decode(data: bytes, settings: AudioSettings) -> tuple[np.ndarray, int, AudioFormat]:
@@ -152,11 +232,20 @@ def decode(data: bytes, settings: AudioSettings) -> tuple[np.ndarray, int, Audio
             "unsupported_format", "only WAV and MP3 audio are accepted (decided from the content)"
         )
     if fmt == "wav":
-        _check_wav_structure(data)
+        wav_fmt = _check_wav_structure(data)
+        if wav_fmt is not None:
+            _check_extensible(wav_fmt)
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
-            if f.format != fmt.upper():
+            # WAVEX: WAVE_FORMAT_EXTENSIBLE (sox, DAWs); its subtype is checked in case no fmt came first.
+            accepted = ("WAV", "WAVEX") if fmt == "wav" else ("MP3",)
+            if f.format not in accepted:
                 raise AudioError("unsupported_format", f"the content is {f.format}, not WAV or MP3")
+            if f.format == "WAVEX" and f.subtype not in _WAVEX_SUBTYPES:
+                raise AudioError(
+                    "unsupported_format",
+                    f"extensible WAV in {f.subtype} is not accepted; use 16/24/32-bit PCM or 32-bit float WAV",
+                )
             if f.samplerate <= 0 or f.channels <= 0 or f.channels > 8:
                 raise AudioError("corrupt_audio", "the audio header is inconsistent")
             cap = int(settings.max_decode_seconds * f.samplerate)

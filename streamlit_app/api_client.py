@@ -36,7 +36,7 @@ class Account(TypedDict):
 
 class SignUp(TypedDict):
     account: Account
-    apiKey: str
+    apiKey: str | None  # None on a replayed sign-up: the key is shown once
 
 
 class Impersonation(TypedDict):

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bentos import metrics
 from bentos.api import routes_accounts, routes_billing, routes_ops, routes_speech, routes_voices
+from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
 from bentos.errors import PlatformError
-from bentos.runtime import Platform
-
-log = logging.getLogger(__name__)
+from bentos.runtime import Platform, ServerSettings
 
 
 def _envelope(status: int, code: str, message: str, retryable: bool = False) -> JSONResponse:
@@ -25,12 +23,55 @@ def _envelope(status: int, code: str, message: str, retryable: bool = False) -> 
     )
 
 
+class _GuardedApp(FastAPI):
+    """FastAPI with RequestGuard outside everything, ServerErrorMiddleware included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestGuard(super().build_middleware_stack(), self._upload_limit)
+
+    def _upload_limit(self) -> int:
+        platform: Platform | None = self.state.platform
+        return (platform.server if platform else ServerSettings()).max_upload_bytes + MULTIPART_ALLOWANCE
+
+
+class _Observe:
+    """Request count and time to response start per route template. Pure ASGI: BaseHTTPMiddleware would wrap
+    errors raised while the body streams (RequestGuard's 413) in an ExceptionGroup that no handler maps."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 0
+
+        def observe(code: int) -> None:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            metrics.observe_request(scope["method"], path, code, time.perf_counter() - start)
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                observe(status)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            if not status:  # raised before answering: ServerErrorMiddleware answers 500
+                observe(500)
+
+
 def create_app(platform: Platform | None) -> FastAPI:
     """platform may be set later on app.state.platform (the BentoML service builds it in its __init__)."""
-    app = FastAPI(
+    app = _GuardedApp(
         title="VoxPersona",
         version="0.1.0",
-        description="Upload a voice, shape a persona, let others call it — metered and anchored on chain.",
+        description="Upload a voice, shape a persona, let others call it — metered and anchored on chain.\n\n"
+        + limits_doc(ServerSettings().max_upload_bytes),
     )
     app.state.platform = platform
 
@@ -53,22 +94,10 @@ def create_app(platform: Platform | None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, err: Exception) -> JSONResponse:
-        log.exception("unhandled error")  # the trace goes to the log, never into a response
+        # RequestGuard logs the trace (never into a response) and keeps the connection alive.
         return _envelope(500, "internal_error", "something went wrong on our side", retryable=True)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        limit = request.app.state.platform.server.max_upload_bytes + 1_000_000
-        if length and length.isdigit() and int(length) > limit:
-            return _envelope(413, "file_too_large", "the request body is larger than the upload limit")
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.observe_request(request.method, path, response.status_code, time.perf_counter() - start)
-        return response
-
+    app.add_middleware(_Observe)
     for module in (routes_accounts, routes_voices, routes_speech, routes_billing, routes_ops):
         app.include_router(module.router)
     return app

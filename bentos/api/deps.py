@@ -35,12 +35,25 @@ def body_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def anonymous_ref(request: Request) -> str:
+    """Who an unauthenticated caller is, for idempotency: more than the IP (many people share one), hashed."""
+    host = request.client.host if request.client else "?"
+    who = f"{host}|{request.headers.get('user-agent', '')}|{request.headers.get('origin', '')}"
+    return "anon:" + hashlib.sha256(who.encode()).hexdigest()[:40]
+
+
 def idempotent(
-    request: Request, account_ref: str, route: str, req_hash: str, produce: Callable[[], tuple[int, Any]]
+    request: Request,
+    account_ref: str,
+    route: str,
+    req_hash: str,
+    produce: Callable[[], tuple[int, Any]],
+    replayable: Callable[[Any], Any] | None = None,
 ) -> Response:
     """Run `produce` (→ status, JSON payload) at most once per Idempotency-Key; replays return the stored answer.
 
     Client errors are stored too (the same request would fail the same way); retryable ones free the key.
+    `replayable(payload)` is what gets stored for replays: use it to leave secrets out (they are shown once).
     """
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -72,5 +85,6 @@ def idempotent(
         store.abandon(key, account_ref, route)
         raise
     response = JSONResponse(payload, status_code=status)
-    store.finish(key, account_ref, route, StoredResponse(status, bytes(response.body), "application/json"))
+    stored_body = bytes(JSONResponse(replayable(payload)).body) if replayable else bytes(response.body)
+    store.finish(key, account_ref, route, StoredResponse(status, stored_body, "application/json"))
     return response

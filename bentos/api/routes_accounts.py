@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from bentos.accounts import issue_key, revoke_key, sign_up
-from bentos.api.deps import body_hash, caller, idempotent, platform_of
+from bentos.api.deps import anonymous_ref, body_hash, caller, idempotent, platform_of
 from bentos.api.schemas import SignUp, account_view
 
 router = APIRouter(tags=["accounts"])
@@ -18,14 +18,18 @@ router = APIRouter(tags=["accounts"])
 def create_account(body: SignUp, request: Request) -> Response:
     """Sign up; the API key is in this response only — store it."""
     platform = platform_of(request)
-    anonymous = "anon:" + (request.client.host if request.client else "?")
 
     def produce() -> tuple[int, Any]:
         with platform.sessions.begin() as session:
             account, key = sign_up(session, body.name, body.email, body.role, body.payout_wallet)
             return 201, {"account": account_view(account), "apiKey": key}
 
-    return idempotent(request, anonymous, "POST /accounts", body_hash(body.model_dump()), produce)
+    def without_key(payload: dict[str, Any]) -> dict[str, Any]:
+        # The key exists only in the first answer: a replay never carries it, so it is never stored in clear.
+        return {**payload, "apiKey": None}
+
+    req_hash = body_hash(body.model_dump())
+    return idempotent(request, anonymous_ref(request), "POST /accounts", req_hash, produce, without_key)
 
 
 @router.get("/accounts/me")

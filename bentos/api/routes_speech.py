@@ -21,13 +21,23 @@ from bentos.idempotency import IdempotencyStore, StoredResponse
 from bentos.ids import new_id
 from bentos.personas import callable_persona
 from bentos.runtime import Platform
+from bentos.speakable import unspeakable
 from bentos.stepfun.errors import StepFunError
 from bentos.stepfun.models import CONTENT_TYPES, SpeechRequest
+from bentos.store import blob_refs
 from bentos.store.models import Account, Persona
 
 router = APIRouter(tags=["speech"])
 OPENAI_FORMATS = {"mp3": "mp3", "wav": "wav", "flac": "flac", "opus": "opus", "pcm": "pcm"}
-_BLOB_REF = b"blob:"
+
+
+def check_text(text: str, max_chars: int) -> None:
+    """Refuse text the provider can't speak, before it costs a provider call (or counts toward its breaker)."""
+    if not 1 <= len(text) <= max_chars:
+        raise PlatformError("invalid_text", f"text must be 1–{max_chars} characters", 400)
+    problem = unspeakable(text)
+    if problem:
+        raise PlatformError("invalid_text", f"text {problem}", 400)
 
 
 def audio_ms(data: bytes, fmt: str, pcm_rate: int) -> int:
@@ -50,8 +60,7 @@ async def speak(request: Request, body: Speak) -> Response:
     platform = platform_of(request)
     account = await run_in_threadpool(caller, request)
     persona = await run_in_threadpool(_persona, platform, body.voice, account)
-    if not 1 <= len(body.text) <= platform.server.tts_max_chars:
-        raise PlatformError("invalid_text", f"text must be 1–{platform.server.tts_max_chars} characters", 422)
+    check_text(body.text, platform.server.tts_max_chars)
     try:
         speech = SpeechRequest(
             model=body.model or persona.model,
@@ -76,8 +85,8 @@ async def speak(request: Request, body: Speak) -> Response:
         stored = await run_in_threadpool(store.begin, key, account.id, route, req_hash)
         if stored is not None:
             audio = stored.body
-            if audio.startswith(_BLOB_REF):
-                audio = platform.blobs.get(audio[len(_BLOB_REF) :].decode())
+            if audio.startswith(blob_refs.REPLAY_REF):
+                audio = platform.blobs.get(audio[len(blob_refs.REPLAY_REF) :].decode())
             return Response(
                 audio,
                 stored.status_code,
@@ -156,10 +165,10 @@ def _meter(
     )
     metrics.USAGE_EVENTS.inc()
     if key is not None:
-        blob = platform.blobs.put(audio)
-        IdempotencyStore(platform.sessions).finish(
-            key, account.id, "POST /tts", StoredResponse(200, _BLOB_REF + blob.encode(), content_type)
-        )
+        with platform.sessions.begin() as session:
+            blob = blob_refs.hold(session, platform.blobs, audio)
+            replay = StoredResponse(200, blob_refs.REPLAY_REF + blob.encode(), content_type)
+            IdempotencyStore.finish_in(session, key, account.id, "POST /tts", replay)
 
 
 @router.post("/tts", response_class=StreamingResponse)

@@ -8,9 +8,10 @@ import re
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from bentos.api.deps import body_hash, caller, idempotent, optional_caller, platform_of
 from bentos.api.schemas import CreateVoice, file_view, job_view, persona_view
@@ -21,11 +22,11 @@ from bentos.personas import (
     PersonaDraft,
     create_persona,
     discover,
-    mark_revoked,
-    owned_persona,
+    revoke,
     visible_persona,
 )
 from bentos.runtime import Platform
+from bentos.store import blob_refs
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
 from encoders import AudioError, load_audio
 from encoders.base import embedding_hash
@@ -40,19 +41,47 @@ def _sanitize(name: str | None) -> str:
     return base.strip("._")[:100] or "upload"
 
 
-def _read_upload(upload: UploadFile, limit: int) -> bytes:
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise PlatformError("file_too_large", f"the file is larger than {limit} bytes", 413)
-    return data
+async def _read_upload(request: Request, limit: int) -> tuple[bytes, str]:
+    """The one multipart field `file` → its bytes (at most `limit`) and its sanitized name."""
+    async with request.form() as form:
+        files = form.getlist("file")
+        if len(files) > 1:
+            raise PlatformError("ambiguous_upload", "send one multipart field `file`, not several", 400)
+        upload = files[0] if files else None
+        if upload is None or isinstance(upload, str):
+            raise PlatformError("invalid_request", "file: a multipart file field `file` is required", 422)
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise PlatformError("file_too_large", f"the file is larger than {limit} bytes", 413)
+        return data, _sanitize(upload.filename)
 
 
-@router.post("/files", status_code=201)
-def upload_file(request: Request, file: UploadFile = File(...)) -> Response:
-    """Upload 5–10 s of speech (WAV or MP3, decided from the content). Rejected files leave nothing stored."""
-    platform, account = platform_of(request), caller(request)
-    data = _read_upload(file, platform.server.max_upload_bytes)
-    name = _sanitize(file.filename)
+@router.post(
+    "/files",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_file(request: Request) -> Response:
+    """Upload 5–10 s of speech (WAV or MP3, decided from the content) as the multipart field `file`.
+
+    The API key is checked before the body is read. Rejected files leave nothing stored.
+    """
+    platform = platform_of(request)
+    account = await run_in_threadpool(caller, request)
+    data, name = await _read_upload(request, platform.server.max_upload_bytes)
 
     def produce() -> tuple[int, Any]:
         try:
@@ -67,13 +96,15 @@ def upload_file(request: Request, file: UploadFile = File(...)) -> Response:
                 )
             )
             if existing is not None:
+                if existing.blob_key is None:  # its audio was deleted with a revoked persona: keep it again
+                    existing.blob_key = blob_refs.hold(session, platform.blobs, data)
                 return 200, file_view(existing, impersonation)
             upload = StoredFile(
                 id=new_id("file"),
                 owner_id=account.id,
                 sha256=clip.source_sha256,
                 audio_sha256=clip.audio_sha256,
-                blob_key=platform.blobs.put(data),
+                blob_key=blob_refs.hold(session, platform.blobs, data),
                 name=name,
                 format=clip.format,
                 duration=clip.duration,
@@ -85,8 +116,10 @@ def upload_file(request: Request, file: UploadFile = File(...)) -> Response:
             session.flush()
             return 201, file_view(upload, impersonation)
 
-    req_hash = hashlib.sha256(data).hexdigest()
-    return idempotent(request, account.id, "POST /files", req_hash, produce)
+    def run() -> Response:  # blocking: hashing, decoding, the encoder, the database
+        return idempotent(request, account.id, "POST /files", hashlib.sha256(data).hexdigest(), produce)
+
+    return await run_in_threadpool(run)
 
 
 def _impersonation_check(platform: Platform, account: Account, clip: Any) -> dict[str, Any] | None:
@@ -169,9 +202,9 @@ def _detail(platform: Platform, persona: Persona, full: bool) -> dict[str, Any]:
 @router.get("/voices")
 def list_voices(
     request: Request,
-    q: str | None = None,
-    tag: str | None = None,
-    language: str | None = None,
+    q: str | None = Query(default=None, max_length=200),
+    tag: str | None = Query(default=None, max_length=30),
+    language: str | None = Query(default=None, max_length=8),
     sort: str = "popular",
     limit: int = 20,
     offset: int = 0,
@@ -239,37 +272,7 @@ def provenance(voice_id: str, request: Request) -> dict[str, Any]:
 def revoke_voice(voice_id: str, request: Request) -> dict[str, Any]:
     """Creator revokes: TTS stops at once, sample + upload + vector are deleted, the chain revoke is queued."""
     platform, account = platform_of(request), caller(request)
-    blob_keys: list[str] = []
-    with platform.sessions.begin() as session:
-        persona = owned_persona(session, voice_id, account)
-        if persona.revoked_at is None:
-            registered = Outbox.get(session, f"register:{persona.id}") is not None
-            mark_revoked(persona)
-            if persona.sample_blob_key:
-                blob_keys.append(persona.sample_blob_key)
-            persona.sample_blob_key = None
-            emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id))
-            if emb is not None:
-                emb.vector = None
-            upload = session.get(StoredFile, persona.file_id) if persona.file_id else None
-            others = (
-                session.scalar(
-                    select(Persona.id).where(
-                        Persona.file_id == persona.file_id,
-                        Persona.id != persona.id,
-                        Persona.revoked_at.is_(None),
-                    )
-                )
-                if upload
-                else None
-            )
-            if upload is not None and upload.blob_key and others is None:
-                blob_keys.append(upload.blob_key)
-                upload.blob_key = None
-            if registered:
-                Outbox.enqueue(session, "revoke", {"persona_id": persona.id}, f"revoke:{persona.id}")
-    for key in blob_keys:  # after commit: a crash here leaves an orphan blob, never a dangling reference
-        platform.blobs.delete(key)
+    revoke(platform.sessions, platform.blobs, voice_id, account)
     return {"id": voice_id, "status": "revoked"}
 
 

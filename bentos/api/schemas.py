@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bentos.chain.outbox import OutboxItem
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, Settlement, StoredFile, UsageEvent
@@ -15,58 +15,70 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# Every string a client sends is bounded in the schema (and so in OpenAPI); the domain checks the finer rules.
+MAX_NAME = 120
+MAX_TEXT_CHARS = 10_000  # hard cap for any text field; the configured per-call TTS limit is lower
+MAX_TRANSCRIPT = 1_000  # what 5–10 s of speech can say, with room to spare
+MAX_DESCRIPTION = 2_000
+MAX_PROMPT = 4_000
+MAX_STATEMENT = 1_000
+MAX_TAGS = 10
+Tag = Annotated[str, StringConstraints(max_length=30)]
+ShortId = Annotated[str, StringConstraints(max_length=64)]
+
+
 class SignUp(_Body):
-    name: str
-    email: str
+    name: str = Field(max_length=MAX_NAME)
+    email: str = Field(max_length=254)
     role: Literal["creator", "consumer"] = "consumer"
-    payout_wallet: str | None = Field(default=None, alias="payoutWallet")
+    payout_wallet: str | None = Field(default=None, alias="payoutWallet", max_length=42)
 
 
 class Consent(_Body):
     attested: bool
-    statement: str = ""
+    statement: str = Field(default="", max_length=MAX_STATEMENT)
 
 
 class CreateVoice(_Body):
-    file_id: str = Field(alias="fileId")
-    name: str
+    file_id: ShortId = Field(alias="fileId")
+    name: str = Field(max_length=80)
     consent: Consent
-    description: str = ""
-    persona_prompt: str = Field(default="", alias="personaPrompt")
-    tags: list[str] = Field(default_factory=list)
-    language: str = "en"
-    visibility: str = "private"
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    persona_prompt: str = Field(default="", alias="personaPrompt", max_length=MAX_PROMPT)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    language: str = Field(default="en", max_length=8)
+    visibility: str = Field(default="private", max_length=10)
     price_per_10k_chars: int | None = Field(default=None, alias="pricePer10kChars")
-    model: str = "step-tts-2"
-    text: str | None = None
-    sample_text: str | None = Field(default=None, alias="sampleText")
+    model: str = Field(default="step-tts-2", max_length=40)
+    text: str | None = Field(default=None, max_length=MAX_TRANSCRIPT, description="transcript of the upload")
+    sample_text: str | None = Field(default=None, alias="sampleText", max_length=50)
 
 
 class Speak(_Body):
-    voice: str
-    text: str
-    model: str | None = None
+    voice: ShortId
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    model: str | None = Field(default=None, max_length=40)
     format: Literal["wav", "mp3", "flac", "opus", "pcm"] = "mp3"
     speed: float | None = Field(default=None, ge=0.5, le=2.0)
     volume: float | None = Field(default=None, ge=0.1, le=2.0)
     sample_rate: int | None = Field(default=None, alias="sampleRate")
-    voice_label: dict[str, str] | None = Field(default=None, alias="voiceLabel")
+    voice_label: dict[Tag, Tag] | None = Field(default=None, alias="voiceLabel", max_length=3)
     instruction: str | None = Field(default=None, max_length=200)
 
 
 class OpenAISpeech(BaseModel):
     """OpenAI's /v1/audio/speech body; unknown OpenAI fields are ignored, as OpenAI SDKs may send more."""
 
-    model: str = "tts-1"
-    input: str
-    voice: str
-    response_format: str = "mp3"
+    model: str = Field(default="tts-1", max_length=64)
+    input: str = Field(max_length=MAX_TEXT_CHARS)
+    voice: ShortId
+    response_format: str = Field(default="mp3", max_length=10)
     speed: float | None = None
-    instructions: str | None = None
+    instructions: str | None = Field(default=None, max_length=MAX_PROMPT)
 
 
 class EmbedRequest(_Body):
-    file_id: str = Field(alias="fileId")
+    file_id: ShortId = Field(alias="fileId")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -131,6 +143,7 @@ def persona_view(
     }
     if full:
         view["personaPrompt"] = p.persona_prompt
+        view["notices"] = list(p.notices or [])
         view["failure"] = (
             {
                 "step": p.failure_step,

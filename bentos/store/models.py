@@ -27,6 +27,7 @@ __all__ = [
     "Account",
     "ApiKey",
     "Base",
+    "BlobRow",
     "EmbeddingRow",
     "IdempotencyRecord",
     "Job",
@@ -35,6 +36,7 @@ __all__ = [
     "Settlement",
     "StoredFile",
     "UsageEvent",
+    "VoiceClone",
 ]
 
 Money = BigInteger  # micro-CNY (1 CNY = 1,000,000)
@@ -91,6 +93,39 @@ class StoredFile(Base):
     channels: Mapped[int] = mapped_column(Integer)
     hints: Mapped[list[str]] = mapped_column(JSON, default=list)
     step_file_id: Mapped[str | None] = mapped_column(String(100))
+    # Set while one worker uploads this file to the provider (a lease: another worker waits, a crash expires it).
+    step_upload_claimed_at: Mapped[datetime | None] = _ts(nullable=True)
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class BlobRow(Base):
+    """One row per stored blob: holding or releasing a blob locks its row, so a delete never races a new
+    reference to the same content (blobs are content-addressed and shared across accounts)."""
+
+    __tablename__ = "blobs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class VoiceClone(Base):
+    """The provider voice cloned from one upload for one model: one provider clone per (file, model).
+
+    billed: whether this row recorded a voice the provider charged us for (the first time we saw that voice id).
+    """
+
+    __tablename__ = "voice_clones"
+    __table_args__ = (UniqueConstraint("file_id", "model"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"), index=True)
+    model: Mapped[str] = mapped_column(String(40))
+    step_voice_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    sample_text: Mapped[str | None] = mapped_column(String(200))
+    sample_blob_key: Mapped[str | None] = mapped_column(String(100))
+    billed: Mapped[bool] = mapped_column(Boolean, default=False)
+    billed_persona_id: Mapped[str | None] = mapped_column(String(40))
+    claimed_at: Mapped[datetime | None] = _ts(nullable=True)
     created_at: Mapped[datetime] = _ts(default=utcnow)
 
 
@@ -123,6 +158,9 @@ class Persona(Base):
     sample_blob_key: Mapped[str | None] = mapped_column(String(100))
     impersonation_of: Mapped[str | None] = mapped_column(String(40))
     impersonation_cosine: Mapped[float | None] = mapped_column(Float)
+    notices: Mapped[list[str] | None] = mapped_column(
+        JSON, default=list
+    )  # what the creator should know (plain words)
     calls: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = _ts(default=utcnow)
     updated_at: Mapped[datetime] = _ts(default=utcnow, onupdate=utcnow)

@@ -61,6 +61,13 @@ def sign_up_form() -> None:
             show_api_error(err, context="Sign-up failed")
             return
     st.session_state.pop(_SIGN_UP_KEY, None)
+    if not signed_up["apiKey"]:  # a replayed sign-up: the key was in the first answer only
+        st.error(
+            "This sign-up was already completed; its API key was shown only once. "
+            "Use the key you saved below.",
+            icon=":material/error:",
+        )
+        return
     session.sign_in(signed_up["apiKey"], signed_up["account"], reveal=True)
     st.rerun()
 

@@ -116,6 +116,8 @@ def platform_overrides(
         "queue.retry_base_seconds=0.1",
         "queue.retry_cap_seconds=0.5",
         "queue.max_delay=0.1",
+        "queue.claim_lease_s=20",
+        "queue.revive_after_s=1",
     ]
     if db_url:
         overrides += ["db=postgres", f"db.url='{db_url}'"]
@@ -126,5 +128,7 @@ def platform_overrides(
             "queue.retry_base_seconds=0.1",
             "queue.retry_cap_seconds=0.5",
             "queue.max_delay=0.1",
+            "queue.claim_lease_s=20",
+            "queue.revive_after_s=1",
         ]
     return overrides

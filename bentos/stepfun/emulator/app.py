@@ -10,7 +10,9 @@ import json
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from encoders.audio import AudioError, load_audio, sniff_format
 from ..models import CLONE_MODELS, CONTENT_TYPES, MAX_SAMPLE_TEXT_CHARS, SpeechRequest, VoiceLabel
 from ..settings import EmulatorSettings
 from .codec import encode, encoded_rate, stream_encode
-from .engine import VoiceEngine, VoiceProfile, split_sentences
+from .engine import VoiceEngine, VoiceProfile, speakable, split_sentences
 from .gateway import FaultPlan, Gateway, GatewayMiddleware, KeyState, error_response
 from .store import EmulatorStore, VoiceRecord, new_id
 from .voices import OFFICIAL_VOICES, system_voices_payload
@@ -47,6 +49,48 @@ class Rejected(Exception):
         self.status, self.kind, self.message = status, kind, message
 
 
+_ALLOWED_CONTROLS = frozenset("\n\r\t")
+
+
+def check_text(text: str, name: str) -> None:
+    """Reject (400 input_invalid, as StepFun does) text that cannot be spoken: empty or whitespace only, with
+    control characters (NUL and friends break the synthesisers' command lines), or with no letter or digit."""
+    if not text.strip():
+        raise Rejected(400, "input_invalid", f"{name} is empty")
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc" and ch not in _ALLOWED_CONTROLS:
+            raise Rejected(400, "input_invalid", f"{name} contains a control character (U+{ord(ch):04X})")
+        if category == "Cs":  # JSON allows a lone "\ud800"; it cannot even be encoded for the synthesiser
+            raise Rejected(400, "input_invalid", f"{name} contains an unpaired surrogate (U+{ord(ch):04X})")
+    if not speakable(text):
+        raise Rejected(400, "input_invalid", f"{name} has nothing to speak (no letter or digit)")
+
+
+class KeyedLocks:
+    """One lock per key, dropped when nobody holds or waits for it (the key space is unbounded)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Any, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: Any) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users = self._locks[key][1] - 1
+                if users:
+                    self._locks[key] = (lock, users)
+                else:
+                    del self._locks[key]
+
+
 class CloneBody(BaseModel):
     model: str
     file_id: str
@@ -55,7 +99,8 @@ class CloneBody(BaseModel):
 
 
 class PreviewBody(CloneBody):
-    sample_text: str = Field(min_length=1, max_length=MAX_SAMPLE_TEXT_CHARS)  # type: ignore[assignment]
+    # No min_length: an empty sample_text is bad input (input_invalid, check_text), not a malformed request.
+    sample_text: str = Field(max_length=MAX_SAMPLE_TEXT_CHARS)  # type: ignore[assignment]
     response_format: str | None = None
     speed: float | None = None
     volume: float | None = None
@@ -99,6 +144,9 @@ class Emulator:
         self._max_candidates = max_candidates
         self._engine: VoiceEngine | None = None
         self._engine_lock = threading.Lock()
+        # (owner, model, content sha256) → held across find-or-create: a client retrying a clone that is still
+        # running must get the first voice back (duplicated), not a second one.
+        self.clone_locks = KeyedLocks()
 
     @property
     def engine(self) -> VoiceEngine:
@@ -131,17 +179,30 @@ class Emulator:
             raise Rejected(400, "input_invalid", f"{exc.code}: {exc.message}") from exc
         return content, clip.samples, clip.sample_rate
 
-    def render(self, profile: VoiceProfile, req: SpeechRequest) -> Iterator[np.ndarray]:
-        """float32 chunks at the encoded rate, one sentence at a time (so streaming starts early)."""
-        out_rate = encoded_rate(req.format, req.rate)
+    @staticmethod
+    def spoken_text(req: SpeechRequest) -> str:
+        """The text actually synthesised: input after pronunciation_map and markdown_filter."""
         text = _apply_pronunciation(req.input, req.pronunciation_map)
-        if req.markdown_filter:
-            text = _strip_markdown(text)
-        for sentence in split_sentences(text):
+        return _strip_markdown(text) if req.markdown_filter else text
+
+    def render(self, profile: VoiceProfile, req: SpeechRequest) -> Iterator[np.ndarray]:
+        """float32 chunks at the encoded rate, one sentence at a time (so streaming starts early).
+
+        Never yields nothing: callers concatenate and encode, and an empty result must not become a 500.
+        """
+        out_rate = encoded_rate(req.format, req.rate)
+        pause = np.zeros(int(out_rate * 0.12), np.float32)
+        spoke = False
+        for sentence in split_sentences(self.spoken_text(req)):
             samples, rate = self.engine.synthesize(profile, sentence, req)
+            if samples.size == 0:  # the base voice had nothing to say for it (skipped, like punctuation)
+                continue
             if rate != out_rate:
                 samples = soxr.resample(samples, rate, out_rate).astype(np.float32)
-            yield np.concatenate([samples, np.zeros(int(out_rate * 0.12), np.float32)])  # sentence pause
+            spoke = True
+            yield np.concatenate([samples, pause])  # sentence pause
+        if not spoke:
+            yield pause
 
     def sample_wav(self, profile: VoiceProfile, text: str, model: str) -> bytes:
         req = SpeechRequest(model=model, input=text, voice="sample", response_format="wav")
@@ -244,25 +305,29 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
     @app.post("/v1/audio/voices")
     def create_voice(request: Request, body: CloneBody) -> dict[str, Any]:
         who = owner(request)
+        if body.sample_text is not None:
+            check_text(body.sample_text, "sample_text")
         content, samples, rate = emu.reference(who, body)
         digest = hashlib.sha256(content).hexdigest()
-        existing = emu.store.find_clone(who, body.model, digest)
-        if existing is not None:
-            sample = emu.store.sample_wav(existing.id)
-            return _voice_json(existing.id, True, existing.sample_text, sample)
-        profile = emu.engine.clone_profile(samples, rate)
-        sample_text = body.sample_text or DEFAULT_SAMPLE_TEXT
-        wav = emu.sample_wav(profile, sample_text, body.model)
-        record = VoiceRecord(
-            id=new_id("voice-tone-"), owner=who, file_id=body.file_id, model=body.model,
-            content_sha256=digest,
-            created_at=int(time.time()), sample_text=sample_text, profile=profile.__dict__.copy(),
-        )  # fmt: skip
-        emu.store.add_voice(record, wav)
+        with emu.clone_locks.hold((who, body.model, digest)):
+            existing = emu.store.find_clone(who, body.model, digest)
+            if existing is not None:
+                sample = emu.store.sample_wav(existing.id)
+                return _voice_json(existing.id, True, existing.sample_text, sample)
+            profile = emu.engine.clone_profile(samples, rate)
+            sample_text = body.sample_text or DEFAULT_SAMPLE_TEXT
+            wav = emu.sample_wav(profile, sample_text, body.model)
+            record = VoiceRecord(
+                id=new_id("voice-tone-"), owner=who, file_id=body.file_id, model=body.model,
+                content_sha256=digest,
+                created_at=int(time.time()), sample_text=sample_text, profile=profile.__dict__.copy(),
+            )  # fmt: skip
+            emu.store.add_voice(record, wav)
         return _voice_json(record.id, False, sample_text, wav)
 
     @app.post("/v1/audio/voices/preview")
     def preview_voice(request: Request, body: PreviewBody) -> dict[str, Any]:
+        check_text(body.sample_text, "sample_text")
         _, samples, rate = emu.reference(owner(request), body)
         profile = emu.engine.clone_profile(samples, rate)
         fmt = body.response_format or "wav"
@@ -318,12 +383,16 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
             raw = await request.json()
         except ValueError as exc:
             raise Rejected(400, "request_params_invalid", "body must be JSON") from exc
-        if isinstance(raw, dict) and isinstance(raw.get("input"), str) and len(raw["input"]) > 1000:
-            raise Rejected(400, "input_invalid", "input must be at most 1000 characters")
+        if isinstance(raw, dict) and isinstance(raw.get("input"), str):
+            if len(raw["input"]) > 1000:
+                raise Rejected(400, "input_invalid", "input must be at most 1000 characters")
+            check_text(raw["input"], "input")
         try:
             req = SpeechRequest.model_validate(raw)
         except ValidationError as exc:
             raise Rejected(400, "request_params_invalid", _first_error(exc)) from exc
+        # pronunciation_map can rewrite valid input into nothing speakable (or smuggle control characters in).
+        check_text(emu.spoken_text(req), "input after pronunciation_map/markdown_filter")
         if BLOCKED_MARKER in req.input:
             raise Rejected(451, "censorship_blocked", "the input was blocked by content moderation")
         who = owner(request)
@@ -372,7 +441,9 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
 
     @app.post("/_admin/reset")
     def reset() -> dict[str, Any]:
-        emu.gateway.faults.update(FaultPlan(fail_next=0, stall_next=0, latency_ms=0, error_rate=0.0))
+        emu.gateway.faults.update(
+            FaultPlan(fail_next=0, stall_next=0, crash_next=0, latency_ms=0, error_rate=0.0)
+        )
         emu.gateway.requests.clear()
         return {"reset": True}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import unicodedata
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,8 +45,14 @@ def lang_of(text: str) -> str:
     return "cmn" if _CJK.search(text) else "en"
 
 
+def speakable(text: str) -> bool:
+    """Has something to say: a letter or a digit (Unicode L* or N*). '...', '!!!', '_' or emoji alone do not."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
 def split_sentences(text: str, max_chars: int = 160) -> list[str]:
-    """Sentence-sized pieces (the unit of streaming); long sentences are cut at spaces/commas."""
+    """Sentence-sized pieces (the unit of streaming); long sentences are cut at spaces/commas. Pieces with
+    nothing speakable are dropped: a synthesiser given only punctuation produces no audio."""
     pieces = [p.strip() for p in _SENTENCE.findall(text) if p.strip()]
     out: list[str] = []
     for piece in pieces or [text.strip()]:
@@ -58,9 +65,14 @@ def split_sentences(text: str, max_chars: int = 160) -> list[str]:
             cut = cut if cut > 0 else max_chars
             out.append(piece[:cut].strip())
             piece = piece[cut:].strip()
-        if re.search(r"\w", piece):
+        if speakable(piece):
             out.append(piece)
     return out
+
+
+def _ascii_fold(text: str) -> str:
+    """'café' → 'cafe', '²' → '2', 'Ⅻ' → 'XII'; what has no ASCII form is dropped."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -236,20 +248,41 @@ class VoiceEngine:
 
     # -- synthesis
     def synthesize(self, profile: VoiceProfile, text: str, request: SpeechRequest) -> tuple[np.ndarray, int]:
-        """One sentence → float32 mono [n] at the engine rate (the caller resamples to the requested rate)."""
+        """One sentence → float32 mono [n] at the engine rate (the caller resamples to the requested rate);
+        empty when the base voice produced no audio for it."""
         prosody = prosody_for(request)
         lang = lang_of(text)
         base = self._voices.get(profile.base.get(lang, "")) or self.candidates(lang)[0]
+        if base.engine != "espeak":
+            # flite and festival are English-only: flite says nothing for other letters, festival segfaults
+            # on them. Give them the ASCII they can read; text with none left goes to espeak, which reads all.
+            folded = _ascii_fold(text)
+            if speakable(folded):
+                text = folded
+            else:
+                base = self._espeak_fallback(lang) or base
         voice = base
         if prosody.language and base.engine == "espeak":
             voice = BaseVoice(f"espeak:{prosody.language}+{base.name}", "espeak", base.name, prosody.language)
         rate_scale = (request.speed or 1.0) * prosody.rate
         samples, rate = synthesize(voice, text, stretch=1.0 / rate_scale)
+        if samples.size < rate * FRAME_MS / 1000 * 4:  # too short for WORLD's analysis: nothing was said
+            return np.zeros(0, np.float32), rate
         stats = self.base_stats(base)
         out = self._render(_world(samples, rate), rate, stats, profile, prosody)
         gain = (request.volume or 1.0) * prosody.energy
         rms = float(np.sqrt(np.mean(out**2))) or 1.0
         return np.clip(out * (0.1 / rms) * gain, -1.0, 1.0).astype(np.float32), rate
+
+    def _espeak_fallback(self, lang: str) -> BaseVoice | None:
+        return next(
+            (
+                v
+                for v in self._voices.values()
+                if v.engine == "espeak" and v.lang == ("cmn" if lang == "cmn" else "en-us")
+            ),
+            None,
+        )
 
     @staticmethod
     def _render(

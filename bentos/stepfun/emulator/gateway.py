@@ -1,6 +1,6 @@
 """What sits in front of the emulator's endpoints, as on the real service: auth (401/402), the rate limiter
 (RPM + concurrency per key, 429 + Retry-After) and fault injection for tests (latency, error rate,
-fail-next-N).
+fail-next-N, crash-next-N).
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ class FaultPlan(BaseModel):
     latency_ms: int | None = Field(default=None, ge=0)  # every request
     error_rate: float | None = Field(default=None, ge=0.0, le=1.0)  # random 503s, seeded
     path_prefix: str | None = None  # only requests under this path are affected (default /v1/)
+    # the next N API requests raise an unhandled exception in the app: a real 500 with a logged traceback
+    crash_next: int | None = Field(default=None, ge=0)
+
+
+class InjectedCrash(RuntimeError):
+    """Raised by crash_next: deliberately left unhandled, like a bug in the emulator."""
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Faults:
     latency_ms: int = 0
     error_rate: float = 0.0
     path_prefix: str = "/v1/"
+    crash_next: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def update(self, plan: FaultPlan) -> None:
@@ -131,6 +138,17 @@ class Gateway:
                 fail = True
         return fail, stall + f.latency_ms / 1000
 
+    def take_crash(self, path: str) -> bool:
+        """Crash this request? — consumes the crash-next budget."""
+        f = self.faults
+        if not path.startswith(f.path_prefix):
+            return False
+        with self._lock:
+            if f.crash_next <= 0:
+                return False
+            f.crash_next -= 1
+            return True
+
 
 def bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
@@ -162,6 +180,9 @@ class GatewayMiddleware:
             headers = {"Retry-After": f"{f.retry_after:g}"} if f.retry_after is not None else None
             await error_response(f.status, f.type, f.message, headers)(scope, receive, send)
             return
+        if gw.take_crash(path):
+            # Before the limiter: an unhandled error must not leave a concurrency slot taken.
+            raise InjectedCrash(f"injected crash (crash_next) on {scope['method']} {path}")
         key = bearer(scope)
         state = gw.keys.get(key or "")
         if key is None or state in (None, "invalid"):

@@ -20,6 +20,8 @@ class EmulatorProcess:
     """`with EmulatorProcess(tmp_path) as emu: emu.base_url`: a loopback emulator while the block runs.
 
     opts: rpm, concurrency, latency_ms, error_rate (EmulatorSettings), cache_dir, max_candidates.
+    The emulator's stdout and stderr (warnings, tracebacks of its 500s) are appended to log_path, by default
+    `<state_dir>/emulator.log`.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class EmulatorProcess:
         cache_dir: Path | None = None,
         max_candidates: int = 0,
         start_timeout_s: float = 30.0,
+        log_path: Path | None = None,
         **opts: Any,
     ) -> None:
         self.settings = EmulatorSettings(
@@ -40,6 +43,7 @@ class EmulatorProcess:
         self.cache_dir = cache_dir
         self.max_candidates = max_candidates
         self.start_timeout_s = start_timeout_s
+        self.log_path = Path(log_path) if log_path is not None else self.settings.state_dir / "emulator.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -63,12 +67,19 @@ class EmulatorProcess:
         if self.max_candidates:
             args += ["--max-candidates", str(self.max_candidates)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # A file, never a pipe: nobody reads a pipe while the emulator runs, and once its ~64 KB buffer is full
+        # of tracebacks the emulator blocks in write() and every call hangs.
+        with self.log_path.open("ab") as log:
+            log_start = log.tell()
+            self._proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                raise RuntimeError(f"emulator exited with {self._proc.returncode}: {err[-2000:]}")
+                raise RuntimeError(
+                    f"emulator exited with {self._proc.returncode} (log: {self.log_path}): "
+                    f"{self._log_tail(log_start)}"
+                )
             try:
                 if httpx.get(f"{self.root_url}/healthz", timeout=0.5).status_code == 200:
                     return self
@@ -76,7 +87,19 @@ class EmulatorProcess:
                 pass
             time.sleep(0.05)  # polling interval with a deadline, not a wait-for-luck sleep
         self.stop()
-        raise TimeoutError(f"emulator not ready within {self.start_timeout_s}s")
+        raise TimeoutError(
+            f"emulator not ready within {self.start_timeout_s}s (log: {self.log_path}): {self._log_tail(log_start)}"
+        )
+
+    def _log_tail(self, start: int, max_chars: int = 2000) -> str:
+        """What this run wrote to the log (earlier runs' lines would mislead), its last max_chars."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(start)
+                text = log.read().decode(errors="replace")
+        except OSError as exc:
+            return f"(log unreadable: {exc})"
+        return text[-max_chars:]
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self._proc = self._proc, None
