@@ -224,3 +224,28 @@ def test_tts_with_one_idempotency_key_is_metered_once_under_concurrency(
             select(func.count()).select_from(UsageEvent).where(UsageEvent.persona_id == persona["id"])
         )
     assert rows == 1
+
+
+def test_distinct_keys_and_replays_mixed_under_concurrency_meter_each_request_once(
+    platform_server: RunningPlatform, voice_set: VoiceSet
+) -> None:
+    """The probe's 400 distinct keys + 400 replays of one key, scaled down: N distinct + N replays → N + 1 rows."""
+    _, creator_key = platform_server.sign_up("creator")
+    persona = create_live_persona(platform_server, creator_key, voice_set.clips[13].mp3_path.read_bytes())
+    _, consumer_key = platform_server.sign_up("consumer")
+    consumer = platform_server.client(consumer_key)
+    body = {"voice": persona["id"], "text": "Count me once.", "format": "wav"}
+    n = 24
+    keys = [f"distinct-{i}" for i in range(n)] + ["shared"] * n
+
+    def call(key: str) -> int:
+        return consumer.post("/tts", json=body, headers={"Idempotency-Key": key}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(call, keys))
+    assert codes[:n] == [200] * n and set(codes[n:]) <= {200, 409} and 200 in codes[n:]
+    with platform_server.platform.sessions() as session:
+        rows = session.scalar(
+            select(func.count()).select_from(UsageEvent).where(UsageEvent.persona_id == persona["id"])
+        )
+    assert rows == n + 1
