@@ -11,9 +11,10 @@ import bentoml
 
 with bentoml.importing():
     from bentos.api.app import create_app
-    from bentos.encoder_runtime import embed_with_retry
+    from bentos.core.config import load_config
+    from bentos.core.embedder import embed_with_retry
+    from bentos.core.platform import Platform
     from bentos.encoder_service import SpeakerEncoderService
-    from bentos.runtime import Platform, load_config
 
 app = create_app(None)
 

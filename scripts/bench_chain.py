@@ -19,8 +19,8 @@ from typing import Any
 from eth_utils import keccak
 
 from bentos.chain import ChainRegistry, RpcChainSettings, TesterChainSettings, build_chain
-from bentos.chain.devnode import DevNode, DevNodeError, ensure_installed, start_node
-from bentos.processes import free_port
+from bentos.devkit.evm_node import DevNode, DevNodeError, ensure_installed, start_node
+from bentos.devkit.processes import free_port
 
 RESULTS = Path("bench_results") / "chain.json"
 # Hardhat's publicly known account #0 key (worthless outside a local dev node); CHAIN_SIGNER_KEY overrides it.

@@ -22,9 +22,9 @@ from typing import Any
 import bentoml
 import numpy as np
 
-from bentos.encoder_runtime import compose_config
+from bentos.core.config import load_config
+from bentos.devkit.processes import bentoml_serve, free_port, terminate, wait_ready
 from bentos.encoder_service import SpeakerEncoderService
-from bentos.processes import bentoml_serve, free_port, terminate, wait_ready
 from encoders import build_encoder
 from encoders.base import SpeakerEncoder
 from encoders.benchmarking import clips_from_voice_set
@@ -47,9 +47,9 @@ def eight_second_clips(count: int) -> list[np.ndarray]:
 
 def build(name: str) -> tuple[SpeakerEncoder, str]:
     try:
-        return build_encoder(compose_config([f"encoder={name}"]).encoder), ""
+        return build_encoder(load_config([f"encoder={name}"]).encoder), ""
     except EncoderWeightsMissing:
-        cfg = compose_config([f"encoder={name}", "encoder.allow_random=true"])
+        cfg = load_config([f"encoder={name}", "encoder.allow_random=true"])
         return build_encoder(cfg.encoder), " (random weights: no trained checkpoint)"
 
 
@@ -108,7 +108,7 @@ class EncoderBenchFront:
 
     @bentoml.api
     async def measure(self, rounds: int = 2) -> dict[str, float]:
-        from bentos.encoder_runtime import embed_with_retry
+        from bentos.core.embedder import embed_with_retry
 
         embed = self.encoder.to_async.embed
         await embed_with_retry(embed, self.clips[:2])
@@ -126,7 +126,7 @@ class EncoderBenchFront:
     async def stress(self, sequential: int = 110, concurrent: int = 16, retry: bool = True) -> dict[str, int]:
         """The bentoml/BentoML#5540/#5544 pattern: >100 sequential dependency calls (the client swaps its session),
         then a concurrent burst. Counts calls that failed, and calls that returned a wrong number of results."""
-        from bentos.encoder_runtime import embed_with_retry
+        from bentos.core.embedder import embed_with_retry
 
         embed = self.encoder.to_async.embed
         failures = wrong = 0

@@ -33,23 +33,25 @@ import httpx
 import numpy as np
 import psutil
 
-from bentos.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
+from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, start_platform
+from bentos.devkit.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
 from bentos.stepfun.client import StepFunClient
-from bentos.stepfun.emulator.process import EmulatorProcess
 from bentos.stepfun.settings import ProviderSettings
 from scripts.bench_common import pin_threads, print_table, summarize_ms, write_results
 from scripts.make_voices import VoiceClip, make_voices
-from tests.service.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, start_platform
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR_CACHE = REPO / ".cache" / "emulator-bench"  # base-voice statistics, reused across runs
 DIRECT_KEY = "bench-direct-key"  # a second emulator tenant: its clones are fresh, never `duplicated`
 WARM_KEY = "bench-warm-key"
 TTS_TEXT = "Good evening, and welcome to the late news from the harbour."
-SAMPLE_TEXT = "Hello! This is my voice on VoxPersona."  # bentos.pipeline.DEFAULT_SAMPLE_TEXT
+SAMPLE_TEXT = "Hello! This is my voice on VoxPersona."  # bentos.core.pipeline.DEFAULT_SAMPLE_TEXT
 CONSENT = {"attested": True, "statement": "This is my own voice."}
 PIPELINE_TIMEOUT_S = 180.0
-UPSTREAM_METRIC = "voxpersona_provider_first_byte_seconds"  # the platform's own histogram (bentos.metrics)
+UPSTREAM_METRIC = (
+    "voxpersona_provider_first_byte_seconds"  # the platform's own histogram (bentos.core.metrics)
+)
 
 
 def ms(seconds: float) -> float:
@@ -444,7 +446,7 @@ def batch_size_metric(base: str) -> dict[str, float] | None:
 def encoder_direct(encoder: str, clips: list[VoiceClip], requests: int, batch: int) -> dict[str, Any]:
     """EncoderRuntime.embed_arrays in this process: one clip per call, and batches of `batch`; plus what
     decode + preprocess (done by the platform per /embeddings request, before the encoder service) costs."""
-    from bentos.encoder_runtime import EncoderChoice, EncoderRuntime
+    from bentos.core.embedder import EncoderChoice, EncoderRuntime
     from encoders import load_audio
 
     runtime = EncoderRuntime.from_choice(EncoderChoice(name=encoder))

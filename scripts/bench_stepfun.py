@@ -21,8 +21,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.stepfun import ProviderSettings, SpeechRequest, StepFunClient
-from bentos.stepfun.emulator import EmulatorProcess
 from bentos.stepfun.emulator.engine import SpeakerEmbedder, VoiceEngine
 from encoders.synthetic import available_voices, synthesize
 

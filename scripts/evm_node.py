@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bentos.chain.devnode import DEFAULT_DIR, DevNodeError, ensure_installed, start_node
+from bentos.devkit.evm_node import DEFAULT_DIR, DevNodeError, ensure_installed, start_node
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 from hydra.utils import instantiate
 
-from bentos.processes import bentoml_serve, port_open, terminate, wait_port_closed, wait_ready
-from bentos.runtime import load_config
-from bentos.stepfun.emulator.process import EmulatorProcess
+from bentos.core.config import load_config
+from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.processes import bentoml_serve, port_open, terminate, wait_port_closed, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 

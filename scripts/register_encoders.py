@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from bentos.encoder_runtime import compose_config
+from bentos.core.config import load_config
 from encoders import build_encoder
 from encoders.benchmarking import clips_from_voice_set, registry_metrics
 from encoders.ecapa import EncoderWeightsMissing
@@ -26,7 +26,7 @@ def register(names: list[str], speakers: int, utterances: int, overrides: list[s
     clips, labels = clips_from_voice_set(voice_set)
     rows = []
     for name in names:
-        cfg = compose_config([f"encoder={name}", *overrides])
+        cfg = load_config([f"encoder={name}", *overrides])
         settings = RegistrySettings.from_config(cfg.get("registry"))
         encoder_cfg = OmegaConf.to_container(cfg.encoder, resolve=True)
         assert isinstance(encoder_cfg, dict)

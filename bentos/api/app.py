@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bentos import metrics
 from bentos.api import routes_accounts, routes_billing, routes_ops, routes_speech, routes_voices
 from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
-from bentos.errors import PlatformError
-from bentos.runtime import Platform, ServerSettings
+from bentos.core import metrics
+from bentos.core.errors import PlatformError
+from bentos.core.platform import Platform, ServerSettings
 
 
 def _envelope(status: int, code: str, message: str, retryable: bool = False) -> JSONResponse:

@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from bentos.accounts import authenticate
-from bentos.errors import PlatformError
-from bentos.idempotency import IdempotencyStore, StoredResponse
-from bentos.runtime import Platform
+from bentos.core.accounts import authenticate
+from bentos.core.errors import PlatformError
+from bentos.core.idempotency import IdempotencyStore, StoredResponse
+from bentos.core.platform import Platform
 from bentos.store.models import Account
 
 

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bentos.errors import PlatformError
+from bentos.core.errors import PlatformError
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from bentos.accounts import issue_key, revoke_key, sign_up
 from bentos.api.deps import anonymous_ref, body_hash, caller, idempotent, platform_of
 from bentos.api.schemas import SignUp, account_view
+from bentos.core.accounts import issue_key, revoke_key, sign_up
 
 router = APIRouter(tags=["accounts"])
 

@@ -12,7 +12,7 @@ from bentos.api.deps import caller, idempotent, platform_of
 from bentos.api.schemas import settlement_view, usage_view
 from bentos.billing.settlement import settle_creator
 from bentos.chain.outbox import Outbox
-from bentos.errors import not_found
+from bentos.core.errors import not_found
 from bentos.store.models import Persona, Settlement, UsageEvent
 
 router = APIRouter(tags=["billing"])

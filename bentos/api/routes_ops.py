@@ -9,10 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bentos import metrics
 from bentos.api.deps import caller, platform_of
 from bentos.api.schemas import EmbedRequest
-from bentos.errors import not_found
+from bentos.core import metrics
+from bentos.core.errors import not_found
 from bentos.store.db import ping
 from bentos.store.models import StoredFile
 from encoders import AudioClip, load_audio

@@ -12,16 +12,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
-from bentos import metrics
 from bentos.api.deps import body_hash, caller, platform_of
 from bentos.api.schemas import OpenAISpeech, Speak
 from bentos.billing.metering import record_usage
-from bentos.errors import PlatformError, from_provider_error
-from bentos.idempotency import IdempotencyStore, StoredResponse
-from bentos.ids import new_id
-from bentos.personas import callable_persona
-from bentos.runtime import Platform
-from bentos.speakable import unspeakable
+from bentos.core import metrics
+from bentos.core.errors import PlatformError, from_provider_error
+from bentos.core.idempotency import IdempotencyStore, StoredResponse
+from bentos.core.ids import new_id
+from bentos.core.personas import callable_persona
+from bentos.core.platform import Platform
+from bentos.core.speakable import unspeakable
 from bentos.stepfun.errors import StepFunError
 from bentos.stepfun.models import CONTENT_TYPES, SpeechRequest
 from bentos.store import blob_refs

@@ -16,16 +16,16 @@ from starlette.concurrency import run_in_threadpool
 from bentos.api.deps import body_hash, caller, idempotent, optional_caller, platform_of
 from bentos.api.schemas import CreateVoice, file_view, job_view, persona_view
 from bentos.chain.outbox import Outbox
-from bentos.errors import PlatformError, from_audio_error, not_found
-from bentos.ids import new_id
-from bentos.personas import (
+from bentos.core.errors import PlatformError, from_audio_error, not_found
+from bentos.core.ids import new_id
+from bentos.core.personas import (
     PersonaDraft,
     create_persona,
     discover,
     revoke,
     visible_persona,
 )
-from bentos.runtime import Platform
+from bentos.core.platform import Platform
 from bentos.store import blob_refs
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
 from encoders import AudioError, load_audio

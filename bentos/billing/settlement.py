@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import Outbox
-from bentos.errors import PlatformError, forbidden
-from bentos.ids import new_id
+from bentos.core.errors import PlatformError, forbidden
+from bentos.core.ids import new_id
 from bentos.store.models import Account, Settlement, UsageEvent
 
 

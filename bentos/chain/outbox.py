@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.chain.errors import (
     ChainError,
@@ -27,7 +27,7 @@ from bentos.chain.errors import (
 )
 from bentos.chain.registry import ChainRegistry, TxResult, normalize_intent
 from bentos.chain.sending import SignedTx
-from bentos.store.base import Base
+from bentos.store.models import OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +47,6 @@ class OutboxConflict(ChainError):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class OutboxItem(Base):
-    """One chain intent and everything needed to finish it after a crash."""
-
-    __tablename__ = "chain_outbox"
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    intent_key: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=OutboxStatus.PENDING.value)
-    signer: Mapped[str | None] = mapped_column(String(42))
-    nonce: Mapped[int | None] = mapped_column(BigInteger)
-    tx_hash: Mapped[str | None] = mapped_column(String(66), index=True)
-    raw_tx: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error_code: Mapped[str | None] = mapped_column(String(64))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    block_number: Mapped[int | None] = mapped_column(BigInteger)
-    gas_used: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
-
-    def __repr__(self) -> str:
-        return f"OutboxItem(id={self.id}, key={self.intent_key!r}, status={self.status}, tx={self.tx_hash})"
 
 
 class Outbox:

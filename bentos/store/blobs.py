@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Protocol
 
-from bentos.local_files import atomic_write
+from bentos.store.local_files import atomic_write
 
 
 class BlobStore(Protocol):

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from bentos.chain import ChainRegistry, RpcChainSettings
-from bentos.chain.devnode import DevNode
+from bentos.devkit.evm_node import DevNode
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "chain"
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from bentos.chain import TesterChainSettings, build_chain
-from bentos.chain.devnode import DevNode, DevNodeError, ensure_installed, start_node
-from bentos.processes import free_port
+from bentos.devkit.evm_node import DevNode, DevNodeError, ensure_installed, start_node
+from bentos.devkit.processes import free_port
 from tests.chain.chain_harness import HARDHAT_DEV_KEYS, TESTER_DEV_KEYS, ChainHarness, rpc_settings
 
 

@@ -14,8 +14,8 @@ import threading
 from sqlalchemy import create_engine
 
 from bentos.chain import RpcChainSettings, build_chain
-from bentos.chain.devnode import HARDHAT_CHAIN_ID
 from bentos.chain.outbox import OutboxDispatcher
+from bentos.devkit.evm_node import HARDHAT_CHAIN_ID
 
 
 def main(db_url: str, rpc_url: str, contract: str, crash_point: str) -> None:

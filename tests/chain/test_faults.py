@@ -19,7 +19,7 @@ from bentos.chain.outbox import Outbox, OutboxDispatcher, OutboxItem, OutboxStat
 from tests.chain.chain_harness import HARDHAT_DEV_KEYS, h, rpc_settings
 
 if TYPE_CHECKING:
-    from bentos.chain.devnode import DevNode
+    from bentos.devkit.evm_node import DevNode
 
 pytestmark = pytest.mark.node
 WORKER = Path(__file__).with_name("outbox_worker.py")

@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bentos.encoder_runtime import EncoderChoice, EncoderRuntime, embed_with_retry
-from bentos.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
+from bentos.core.embedder import EncoderChoice, EncoderRuntime, embed_with_retry
+from bentos.devkit.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
 from encoders.base import embedding_hash
 from encoders.ge2e import GE2EEncoder
 from encoders.registry import RegistrySettings, log_encoder, set_champion

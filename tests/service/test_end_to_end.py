@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import soundfile as sf
 
+from bentos.devkit.harness import RunningPlatform, wait_for
 from scripts.make_voices import VoiceSet
-from tests.service.harness import RunningPlatform, wait_for
 
 WALLET = "0x" + "ab" * 20
 

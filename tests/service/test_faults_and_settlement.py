@@ -13,11 +13,11 @@ import httpx
 from sqlalchemy import func, select
 
 from bentos.chain.outbox import OutboxItem
-from bentos.processes import free_port
-from bentos.stepfun.emulator.process import EmulatorProcess
+from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, wait_for
+from bentos.devkit.processes import free_port
 from bentos.store.models import Persona, UsageEvent
 from scripts.make_voices import VoiceSet
-from tests.service.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, wait_for
 from tests.service.test_end_to_end import create_live_persona
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
@@ -146,7 +146,7 @@ def test_killed_platform_resumes_the_pipeline_without_a_second_clone_or_registra
 ) -> None:
     port = free_port()
     overrides = platform_overrides(tmp_path, emulator)
-    cmd = [sys.executable, "-m", "tests.service.platform_proc", str(port), *overrides]
+    cmd = [sys.executable, "-m", "bentos.devkit.platform_proc", str(port), *overrides]
 
     def launch() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bentos.api.guard import JSON_BODY_LIMIT, MAX_JSON_DEPTH, MULTIPART_ALLOWANCE, json_depth
-from bentos.processes import free_port, terminate, wait_ready
-from bentos.stepfun.emulator.process import EmulatorProcess
+from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.harness import RunningPlatform, platform_overrides, start_platform
+from bentos.devkit.processes import free_port, terminate, wait_ready
 from bentos.store.models import StoredFile
-from tests.service.harness import RunningPlatform, platform_overrides, start_platform
 
 MiB = 1 << 20
 UPLOAD_LIMIT = 2 * MiB  # server.max_upload_bytes of this module's platform
@@ -47,7 +47,7 @@ def own_process(
     """The platform in a process of its own: a request that kills it fails the test, not the test run."""
     port = free_port()
     overrides = platform_overrides(tmp_path_factory.mktemp("proc"), emulator)
-    cmd = [sys.executable, "-m", "tests.service.platform_proc", str(port), *overrides]
+    cmd = [sys.executable, "-m", "bentos.devkit.platform_proc", str(port), *overrides]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", proc, timeout_s=120, what="the platform process")

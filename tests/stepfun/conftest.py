@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.stepfun import StepFunClient
-from bentos.stepfun.emulator import EmulatorProcess
 from tests.stepfun.stepfun_helpers import REFERENCE_TEXT, fast_settings, reference_wav
 
 

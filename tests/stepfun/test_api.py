@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from pydantic import ValidationError
 
+from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.stepfun import (
     AsyncStepFunClient,
     ContentBlocked,
@@ -20,7 +21,6 @@ from bentos.stepfun import (
     SpeechRequest,
     StepFunClient,
 )
-from bentos.stepfun.emulator import EmulatorProcess
 from tests.stepfun.stepfun_helpers import KEY, fast_settings, reference_wav, wav_bytes
 
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import soundfile as sf
 
+from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.stepfun import StepFunClient
-from bentos.stepfun.emulator import EmulatorProcess
 from tests.stepfun.stepfun_helpers import KEY, wav_bytes
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

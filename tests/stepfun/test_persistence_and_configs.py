@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.stepfun import ProviderSettings, StepFunClient
-from bentos.stepfun.emulator import EmulatorProcess
 from tests.stepfun.stepfun_helpers import REFERENCE_TEXT, fast_settings, reference_wav
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

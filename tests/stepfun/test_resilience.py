@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from bentos.processes import free_port
+from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.processes import free_port
 from bentos.stepfun import (
     InputRejected,
     ProviderConfigError,
@@ -19,7 +20,6 @@ from bentos.stepfun import (
     RetryEvent,
     StepFunClient,
 )
-from bentos.stepfun.emulator import EmulatorProcess
 from bentos.stepfun.health import CONFIG_ERRORS
 from tests.stepfun.stepfun_helpers import fast_settings
 

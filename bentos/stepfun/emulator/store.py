@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bentos.local_files import atomic_write
+from bentos.store.local_files import atomic_write
 
 _ALPHABET = string.ascii_letters + string.digits
 

@@ -16,10 +16,10 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from bentos.core.config import load_config
 from encoders.base import SpeakerEncoder, embedding_hash, l2_normalize
 
 log = logging.getLogger(__name__)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SERVICE_RATE = 16000
 
 
@@ -66,17 +66,9 @@ class EncoderChoice:
         )
 
 
-def compose_config(overrides: Sequence[str] = ()) -> Any:
-    """The project's Hydra config (configs/config.yaml) with `overrides` applied."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 def build_from_choice(choice: EncoderChoice) -> SpeakerEncoder:
     """Build (config) or load (registry) the chosen encoder."""
-    cfg = compose_config([f"encoder={choice.name}", *choice.overrides])
+    cfg = load_config([f"encoder={choice.name}", *choice.overrides])
     if choice.source == "registry":
         from encoders.registry import RegistrySettings, load_encoder
 

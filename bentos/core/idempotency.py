@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bentos.errors import PlatformError
+from bentos.core.errors import PlatformError
 from bentos.store.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255

@@ -12,22 +12,20 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from sqlalchemy import select
 
-from bentos import metrics
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import OutboxDispatcher
 from bentos.chain.registry import ChainRegistry
-from bentos.jobs import JobQueue, QueueSettings
-from bentos.personas import PIPELINE_STATES
-from bentos.pipeline import PersonaPipeline
+from bentos.core import metrics
+from bentos.core.jobs import JobQueue, QueueSettings
+from bentos.core.personas import PIPELINE_STATES
+from bentos.core.pipeline import PersonaPipeline
 from bentos.stepfun.client import AsyncStepFunClient, StepFunClient
 from bentos.stepfun.health import ProviderHealth
 from bentos.stepfun.settings import ProviderSettings
@@ -37,7 +35,6 @@ from bentos.store.models import Persona
 from encoders import AudioSettings, SpeakerEncoder, build_encoder
 
 log = logging.getLogger(__name__)
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -52,17 +49,11 @@ class ServerSettings:
     tts_max_chars: int = 1000
 
 
-def load_config(overrides: list[str] | None = None) -> DictConfig:
-    """Compose configs/config.yaml with command-line style overrides (`db=postgres`, `data_dir=/tmp/x`)."""
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides or [])
-
-
 def _platform_encoder(cfg: DictConfig) -> SpeakerEncoder:
     """The configured encoder, or — with VOXPERSONA_ENCODER_SOURCE=registry — the MLflow version the encoder
     service also loads (`speaker-encoder-<VOXPERSONA_ENCODER>@champion`), so both embed with the same model."""
     if os.environ.get("VOXPERSONA_ENCODER_SOURCE") == "registry":
-        from bentos.encoder_runtime import EncoderChoice, build_from_choice
+        from bentos.core.embedder import EncoderChoice, build_from_choice
 
         return build_from_choice(EncoderChoice.from_env())
     return build_encoder(cfg.encoder)

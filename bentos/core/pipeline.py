@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bentos.chain.outbox import Outbox
-from bentos.ids import new_id
-from bentos.jobs import QueueSettings, Retry
+from bentos.core.ids import new_id
+from bentos.core.jobs import QueueSettings, Retry
 from bentos.stepfun.client import StepFunClient
 from bentos.stepfun.errors import ProviderUnavailable, StepFunError
 from bentos.store import blob_refs

@@ -1,4 +1,4 @@
-"""The platform in a process of its own, for tests that kill it: python -m tests.service.platform_proc PORT overrides…"""
+"""The platform in a process of its own, for tests that kill it: python -m bentos.devkit.platform_proc PORT overrides…"""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import threading
 import uvicorn
 
 from bentos.api.app import create_app
-from bentos.runtime import Platform, load_config
+from bentos.core.config import load_config
+from bentos.core.platform import Platform
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.chain.outbox import Outbox
-from bentos.errors import PlatformError, forbidden, not_found
-from bentos.ids import new_id
-from bentos.speakable import unspeakable
+from bentos.core.errors import PlatformError, forbidden, not_found
+from bentos.core.ids import new_id
+from bentos.core.speakable import unspeakable
 from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile, VoiceClone, utcnow

@@ -16,9 +16,10 @@ import uvicorn
 from sqlalchemy import create_engine, text
 
 from bentos.api.app import create_app
-from bentos.processes import free_port
-from bentos.runtime import Platform, load_config
-from bentos.stepfun.emulator.process import EmulatorProcess
+from bentos.core.config import load_config
+from bentos.core.platform import Platform
+from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.processes import free_port
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 EMULATOR_KEY = "emulator-test-key"

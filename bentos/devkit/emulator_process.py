@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 
-from bentos.processes import free_port, terminate
-
-from ..settings import EMULATOR_DEV_KEY, EmulatorSettings
+from bentos.devkit.processes import free_port, terminate
+from bentos.stepfun.settings import EMULATOR_DEV_KEY, EmulatorSettings
 
 
 class EmulatorProcess:

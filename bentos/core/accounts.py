@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bentos.errors import PlatformError
-from bentos.ids import new_id
+from bentos.core.errors import PlatformError
+from bentos.core.ids import new_id
 from bentos.store.models import Account, ApiKey, utcnow
 
 ROLES = ("creator", "consumer", "admin")
