@@ -1,8 +1,8 @@
 """SpeakerEncoderService: the batchable BentoML service that turns 16 kHz clips into speaker embeddings.
 
-Which encoder runs is configuration, not code: VOXPERSONA_ENCODER=ge2e (config) or, with
-VOXPERSONA_ENCODER_SOURCE=registry, `speaker-encoder-<name>@champion` from MLflow (see
-bentos.core.embedder).
+Which encoder runs is configuration, not code: the Hydra config composed from VOXPERSONA_OVERRIDES (the same
+overrides as the platform service), e.g. `encoder=ecapa`, or `encoder_source=registry` for MLflow (see
+bentos.core.encoder_runtime).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import bentoml
 import numpy as np
 
 with bentoml.importing():
-    from bentos.core.embedder import EncoderRuntime
+    from bentos.core.encoder_runtime import EncoderRuntime
 
 
 @bentoml.service(
     name="speaker_encoder",
     traffic={"timeout": 120, "concurrency": 64},
     # bentoml/BentoML#5540, #5544: the dependency client swaps its session every 100 requests while calls are
-    # in flight; callers also retry (bentos.core.embedder.embed_with_retry).
+    # in flight; callers also retry (bentos.core.encoder_runtime.embed_with_retry).
     runner_connection={"max_requests": 1_000_000, "max_age": 86_400.0},
 )
 class SpeakerEncoderService:

@@ -1,19 +1,18 @@
 """PersonaPlatform: the REST API (FastAPI, mounted) with the pipeline workers and chain outbox in-process.
 
-Settings come from Hydra: VOXPERSONA_OVERRIDES="db=postgres queue=redis" (space-separated overrides).
+Settings come from Hydra: VOXPERSONA_OVERRIDES="db=postgres queue=redis" (space-separated overrides), the same
+overrides the SpeakerEncoder service composes its config from. Every embedding goes through that service.
 """
 
 from __future__ import annotations
-
-import os
 
 import bentoml
 
 with bentoml.importing():
     from bentos.api.app import create_app
-    from bentos.core.config import load_config
-    from bentos.core.embedder import embed_with_retry
-    from bentos.core.platform import Platform
+    from bentos.core.embedder import RemoteEmbedder
+    from bentos.core.encoder_runtime import overrides_from_env
+    from bentos.core.platform import compose
     from bentos.encoder_service import SpeakerEncoderService
 
 app = create_app(None)
@@ -25,9 +24,8 @@ class PersonaPlatform:
     encoder = bentoml.depends(SpeakerEncoderService)
 
     def __init__(self) -> None:
-        self.platform = Platform(load_config(os.environ.get("VOXPERSONA_OVERRIDES", "").split())).start()
-        # Embeddings requested over the API go through the encoder service (retrying BentoML #5540/#5544).
-        self.platform.remote_embed = lambda clips: embed_with_retry(self.encoder.to_async.embed, clips)
+        embedder = RemoteEmbedder(self.encoder.to_async.embed, self.encoder.to_sync.embed)
+        self.platform = compose(overrides_from_env(), embedder=embedder).start()
         app.state.platform = self.platform
 
     @bentoml.on_shutdown

@@ -81,7 +81,7 @@ def service_clips_per_s(name: str, rounds: int = 2) -> dict[str, float]:
     import httpx
 
     port = free_port()
-    env = {**os.environ, "VOXPERSONA_ENCODER": name, "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "VOXPERSONA_OVERRIDES": f"encoder={name}", "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(
         bentoml_serve("scripts.bench_encoders:EncoderBenchFront", "127.0.0.1", port),
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -108,7 +108,7 @@ class EncoderBenchFront:
 
     @bentoml.api
     async def measure(self, rounds: int = 2) -> dict[str, float]:
-        from bentos.core.embedder import embed_with_retry
+        from bentos.core.encoder_runtime import embed_with_retry
 
         embed = self.encoder.to_async.embed
         await embed_with_retry(embed, self.clips[:2])
@@ -126,7 +126,7 @@ class EncoderBenchFront:
     async def stress(self, sequential: int = 110, concurrent: int = 16, retry: bool = True) -> dict[str, int]:
         """The bentoml/BentoML#5540/#5544 pattern: >100 sequential dependency calls (the client swaps its session),
         then a concurrent burst. Counts calls that failed, and calls that returned a wrong number of results."""
-        from bentos.core.embedder import embed_with_retry
+        from bentos.core.encoder_runtime import embed_with_retry
 
         embed = self.encoder.to_async.embed
         failures = wrong = 0

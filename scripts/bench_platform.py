@@ -446,7 +446,7 @@ def batch_size_metric(base: str) -> dict[str, float] | None:
 def encoder_direct(encoder: str, clips: list[VoiceClip], requests: int, batch: int) -> dict[str, Any]:
     """EncoderRuntime.embed_arrays in this process: one clip per call, and batches of `batch`; plus what
     decode + preprocess (done by the platform per /embeddings request, before the encoder service) costs."""
-    from bentos.core.embedder import EncoderChoice, EncoderRuntime
+    from bentos.core.encoder_runtime import EncoderChoice, EncoderRuntime
     from encoders import load_audio
 
     runtime = EncoderRuntime.from_choice(EncoderChoice(name=encoder))
@@ -515,7 +515,6 @@ def bentoml_platform(
     env = {
         **os.environ,
         "VOXPERSONA_OVERRIDES": " ".join(overrides),
-        "VOXPERSONA_ENCODER": encoder,
         "OMP_NUM_THREADS": str(threads),
         "PYTHONUNBUFFERED": "1",
     }

@@ -43,13 +43,8 @@ def main(argv: list[str]) -> int:
     cfg = load_config(overrides)
     server = instantiate(cfg.server)
     provider = instantiate(cfg.provider)
-    encoder_name = next((o.split("=", 1)[1] for o in overrides if o.startswith("encoder=")), "seeded")
-    env = {
-        **os.environ,
-        "VOXPERSONA_OVERRIDES": " ".join(overrides),
-        "VOXPERSONA_ENCODER": encoder_name,
-        "PYTHONUNBUFFERED": "1",
-    }
+    # Both BentoML services compose their config from these same overrides (encoder.* included).
+    env = {**os.environ, "VOXPERSONA_OVERRIDES": " ".join(overrides), "PYTHONUNBUFFERED": "1"}
     if port_open(server.host, server.port):
         print(f"port {server.port} is already in use: is the platform already running?", file=sys.stderr)
         return 1

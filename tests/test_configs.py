@@ -30,7 +30,7 @@ DEFAULT_GROUPS = {key for key in _compose() if isinstance(key, str) and (CONFIGS
 
 def test_root_config_composes_with_defaults() -> None:
     cfg = _compose()
-    assert cfg.encoder._target_ == "encoders.seeded.SeededEncoder"
+    assert cfg.encoder._target_ == "encoders.ge2e.GE2EEncoder"  # a real, pretrained encoder by default
     assert instantiate(cfg.audio).target_rate == 16000
 
 

@@ -12,10 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bentos.api.deps import caller, platform_of
 from bentos.api.schemas import EmbedRequest
 from bentos.core import metrics
-from bentos.core.errors import not_found
+from bentos.core.intake import owned_upload_clip
 from bentos.store.db import ping
-from bentos.store.models import StoredFile
-from encoders import AudioClip, load_audio
 
 router = APIRouter(tags=["operations"])
 
@@ -48,15 +46,6 @@ def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _owned_upload_clip(request: Request, file_id: str) -> AudioClip:
-    platform, account = platform_of(request), caller(request)
-    with platform.sessions() as session:
-        upload = session.get(StoredFile, file_id)
-        if upload is None or upload.owner_id != account.id or not upload.blob_key:
-            raise not_found(f"file {file_id}")
-    return load_audio(platform.blobs.get(upload.blob_key), platform.audio)
-
-
 @router.post("/embeddings")
 async def embed_file(body: EmbedRequest, request: Request) -> dict[str, Any]:
     """Embed one of your uploads → {vector, dim, hash, encoder, version, pretrained}.
@@ -64,11 +53,11 @@ async def embed_file(body: EmbedRequest, request: Request) -> dict[str, Any]:
     Served by BentoML, this goes through the SpeakerEncoder service (batched with concurrent calls).
     """
     platform = platform_of(request)
-    clip = await run_in_threadpool(_owned_upload_clip, request, body.file_id)
-    if platform.remote_embed is not None:
-        result: dict[str, Any] = (await platform.remote_embed([clip.samples]))[0]
-        return result
-    embedding = await run_in_threadpool(platform.encoder.embed, clip)
+    account = await run_in_threadpool(caller, request)
+    clip = await run_in_threadpool(
+        owned_upload_clip, platform.sessions, platform.blobs, platform.audio, account, body.file_id
+    )
+    embedding = await platform.embedder.aembed(clip)
     return {
         "vector": [float(x) for x in embedding.vector],
         "dim": embedding.dim,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from typing import Any
 
 import numpy as np
@@ -16,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from bentos.api.deps import body_hash, caller, idempotent, optional_caller, platform_of
 from bentos.api.schemas import CreateVoice, file_view, job_view, persona_view
 from bentos.chain.outbox import Outbox
-from bentos.core.errors import PlatformError, from_audio_error, not_found
-from bentos.core.ids import new_id
+from bentos.core.errors import PlatformError, not_found
+from bentos.core.intake import accept_upload
 from bentos.core.personas import (
     PersonaDraft,
     create_persona,
@@ -26,23 +25,15 @@ from bentos.core.personas import (
     visible_persona,
 )
 from bentos.core.platform import Platform
-from bentos.store import blob_refs
-from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile
-from encoders import AudioError, load_audio
+from bentos.store.models import Account, EmbeddingRow, Job, Persona
 from encoders.base import embedding_hash
-from encoders.impersonation import nearest_other_creator
 
 router = APIRouter(tags=["voices"])
 review_log = logging.getLogger("bentos.review")  # impersonation hits, for human review
 
 
-def _sanitize(name: str | None) -> str:
-    base = re.sub(r"[^\w.\-]+", "_", (name or "upload").rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
-    return base.strip("._")[:100] or "upload"
-
-
 async def _read_upload(request: Request, limit: int) -> tuple[bytes, str]:
-    """The one multipart field `file` → its bytes (at most `limit`) and its sanitized name."""
+    """The one multipart field `file` → its bytes (at most `limit`) and its client file name."""
     async with request.form() as form:
         files = form.getlist("file")
         if len(files) > 1:
@@ -53,7 +44,7 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, str]:
         data = await upload.read(limit + 1)
         if len(data) > limit:
             raise PlatformError("file_too_large", f"the file is larger than {limit} bytes", 413)
-        return data, _sanitize(upload.filename)
+        return data, upload.filename or ""
 
 
 @router.post(
@@ -84,73 +75,25 @@ async def upload_file(request: Request) -> Response:
     data, name = await _read_upload(request, platform.server.max_upload_bytes)
 
     def produce() -> tuple[int, Any]:
-        try:
-            clip = load_audio(data, platform.audio)
-        except AudioError as err:
-            raise from_audio_error(err) from None
-        impersonation = _impersonation_check(platform, account, clip)
-        with platform.sessions.begin() as session:
-            existing = session.scalar(
-                select(StoredFile).where(
-                    StoredFile.owner_id == account.id, StoredFile.sha256 == clip.source_sha256
-                )
-            )
-            if existing is not None:
-                if existing.blob_key is None:  # its audio was deleted with a revoked persona: keep it again
-                    existing.blob_key = blob_refs.hold(session, platform.blobs, data)
-                return 200, file_view(existing, impersonation)
-            upload = StoredFile(
-                id=new_id("file"),
-                owner_id=account.id,
-                sha256=clip.source_sha256,
-                audio_sha256=clip.audio_sha256,
-                blob_key=blob_refs.hold(session, platform.blobs, data),
-                name=name,
-                format=clip.format,
-                duration=clip.duration,
-                sample_rate=clip.source_rate,
-                channels=clip.source_channels,
-                hints=clip.hints,
-            )
-            session.add(upload)
-            session.flush()
-            return 201, file_view(upload, impersonation)
+        threshold = platform.cfg.encoder.get("impersonation_threshold")
+        accepted = accept_upload(
+            platform.sessions,
+            platform.blobs,
+            platform.embedder,
+            platform.audio,
+            account,
+            data,
+            name,
+            threshold,
+        )
+        hit = accepted.impersonation
+        impersonation = {"personaId": hit.persona_id, "name": hit.name, "cosine": hit.cosine} if hit else None
+        return (201 if accepted.created else 200), file_view(accepted.file, impersonation)
 
     def run() -> Response:  # blocking: hashing, decoding, the encoder, the database
         return idempotent(request, account.id, "POST /files", hashlib.sha256(data).hexdigest(), produce)
 
     return await run_in_threadpool(run)
-
-
-def _impersonation_check(platform: Platform, account: Account, clip: Any) -> dict[str, Any] | None:
-    """With a real (pretrained) encoder: warn when this voice is very close to another creator's persona."""
-    threshold = platform.cfg.encoder.get("impersonation_threshold")
-    if not platform.encoder.pretrained or threshold is None:
-        return None
-    vector = platform.encoder.embed(clip).vector
-    with platform.sessions() as session:
-        rows = session.execute(
-            select(Persona.id, Persona.name, EmbeddingRow.vector)
-            .join(EmbeddingRow, EmbeddingRow.persona_id == Persona.id)
-            .where(
-                Persona.creator_id != account.id,
-                Persona.revoked_at.is_(None),
-                EmbeddingRow.vector.is_not(None),
-                EmbeddingRow.encoder == platform.encoder.name,
-            )
-        ).all()
-    candidates = {pid: np.frombuffer(vec, "<f4") for pid, _, vec in rows if vec}
-    hit = nearest_other_creator(vector, candidates, float(threshold))
-    if hit is None:
-        return None
-    names = {pid: name for pid, name, _ in rows}
-    review_log.warning(
-        "impersonation review: account %s uploaded a voice at cosine %.3f to persona %s",
-        account.id,
-        hit[1],
-        hit[0],
-    )
-    return {"personaId": hit[0], "name": names.get(hit[0]), "cosine": round(hit[1], 4)}
 
 
 @router.post("/voices", status_code=202)

@@ -1,186 +1,83 @@
-"""The logic behind the SpeakerEncoder service: pick and build the encoder (Hydra config or MLflow registry),
-warm it up, and embed batches of raw audio into JSON-ready results.
-
-Also `embed_with_retry`, which the platform wraps around its dependency call to the encoder service.
+"""One encoder path: the pipeline, the impersonation check and `POST /embeddings` all embed through an
+`Embedder`. Under `bentoml serve` that is the SpeakerEncoder service (its own process, adaptive batching, the
+model loaded once); in tests, scripts and the worker entry point a local encoder in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import numpy as np
 
-from bentos.core.config import load_config
-from encoders.base import SpeakerEncoder, embedding_hash, l2_normalize
+from bentos.core.encoder_runtime import EmbeddingResult, embed_with_retry
+from encoders import AudioClip, Embedding, SpeakerEncoder
 
 log = logging.getLogger(__name__)
-SERVICE_RATE = 16000
 
 
-class EmbeddingResult(TypedDict):
-    """One embedding as the service returns it. vector: L2-normalized float32 values as floats, length
-    `dim`."""
+class Embedder(Protocol):
+    """Preprocessed clips (`encoders.load_audio`: float32 [n] mono, 16 kHz) → L2-normalized `Embedding`s."""
 
-    vector: list[float]
-    dim: int
-    hash: str
-    encoder: str
-    version: str
-    pretrained: bool
+    def embed(self, clip: AudioClip) -> Embedding:
+        """Blocking: for worker threads and thread pools."""
+        ...
 
-
-@dataclass(frozen=True)
-class EncoderChoice:
-    """Which encoder the service runs.
-
-    source "config": build `configs/encoder/<name>.yaml` (plus Hydra `overrides`, e.g. `encoder.weights=…`);
-    source "registry": load `speaker-encoder-<name>` from MLflow at `alias` (default champion) or `version`.
-    """
-
-    name: str = "seeded"
-    source: str = "config"
-    alias: str | None = "champion"
-    version: str | None = None
-    overrides: tuple[str, ...] = field(default_factory=tuple)
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> EncoderChoice:
-        """VOXPERSONA_ENCODER (name), VOXPERSONA_ENCODER_SOURCE (config|registry), VOXPERSONA_ENCODER_ALIAS,
-        VOXPERSONA_ENCODER_VERSION, VOXPERSONA_ENCODER_OVERRIDES (space-separated Hydra overrides),
-        VOXPERSONA_ENCODER_THREADS (torch threads; default all CPUs)."""
-        env = os.environ if env is None else env
-        return cls(
-            name=env.get("VOXPERSONA_ENCODER", "seeded"),
-            source=env.get("VOXPERSONA_ENCODER_SOURCE", "config"),
-            alias=env.get("VOXPERSONA_ENCODER_ALIAS", "champion") or None,
-            version=env.get("VOXPERSONA_ENCODER_VERSION") or None,
-            overrides=tuple(env.get("VOXPERSONA_ENCODER_OVERRIDES", "").split()),
-            threads=int(env.get("VOXPERSONA_ENCODER_THREADS", "0")) or os.cpu_count() or 1,
-        )
+    async def aembed(self, clip: AudioClip) -> Embedding:
+        """For async routes."""
+        ...
 
 
-def build_from_choice(choice: EncoderChoice) -> SpeakerEncoder:
-    """Build (config) or load (registry) the chosen encoder."""
-    cfg = load_config([f"encoder={choice.name}", *choice.overrides])
-    if choice.source == "registry":
-        from encoders.registry import RegistrySettings, load_encoder
-
-        settings = RegistrySettings.from_config(cfg.get("registry"))
-        return load_encoder(choice.name, alias=choice.alias, version=choice.version, settings=settings)
-    if choice.source != "config":
-        raise ValueError(f"unknown encoder source {choice.source!r} (config | registry)")
-    from encoders import build_encoder
-
-    return build_encoder(cfg.encoder)
-
-
-def warm_up_noise(seconds: float = 6.0, sample_rate: int = SERVICE_RATE, seed: int = 0) -> np.ndarray:
-    """Pink-ish noise float32 [seconds * sample_rate] at 16 kHz: warm-up input (digital silence is rejected by
-    Resemblyzer's preprocessing and exercises none of the real code path)."""
-    rng = np.random.default_rng(seed)
-    white = rng.standard_normal(int(seconds * sample_rate))
-    pinkish = np.convolve(white, np.ones(8) / 8, mode="same")
-    return (0.1 * pinkish / (np.abs(pinkish).max() + 1e-9)).astype(np.float32)
-
-
-class EncoderRuntime:
-    """An encoder ready to serve: embeds batches of float32 16 kHz clips or audio files into
-    `EmbeddingResult`s."""
+class LocalEmbedder:
+    """An encoder in this process."""
 
     def __init__(self, encoder: SpeakerEncoder) -> None:
         self.encoder = encoder
 
-    @classmethod
-    def from_choice(cls, choice: EncoderChoice | None = None) -> EncoderRuntime:
-        choice = choice or EncoderChoice.from_env()
-        # BentoML starts service workers with OMP_NUM_THREADS=1 unless resources say otherwise; that cost ECAPA
-        # a third of its throughput (bench_encoders), so the thread count is set here explicitly.
-        import torch
+    def embed(self, clip: AudioClip) -> Embedding:
+        return self.encoder.embed(clip)
 
-        torch.set_num_threads(choice.threads)
-        return cls(build_from_choice(choice))
-
-    def warm_up(self) -> None:
-        """Run the real code path once (JIT, thread pools, lazy imports) on noise."""
-        self.embed_arrays([warm_up_noise(), warm_up_noise(seed=1)])
-
-    def describe(self) -> dict[str, str | int | bool]:
-        return self.encoder.describe()
-
-    def _vectors(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-        batched = getattr(self.encoder, "embed_arrays", None)
-        if callable(batched):
-            return np.asarray(batched(list(clips), sample_rate), dtype=np.float32)
-        return np.stack([self.encoder.embed_vector(c, sample_rate) for c in clips]).astype(np.float32)
-
-    def result(self, vector: np.ndarray) -> EmbeddingResult:
-        unit = l2_normalize(vector)
-        return {
-            "vector": unit.tolist(),
-            "dim": int(unit.shape[0]),
-            "hash": embedding_hash(unit),
-            "encoder": self.encoder.name,
-            "version": str(self.encoder.version),
-            "pretrained": bool(self.encoder.pretrained),
-        }
-
-    def embed_arrays(
-        self, clips: Sequence[np.ndarray], sample_rate: int = SERVICE_RATE
-    ) -> list[EmbeddingResult]:
-        """clips: each float32 [n] mono at `sample_rate` Hz (already preprocessed) → one result per clip,
-        in order."""
-        arrays = [np.asarray(c, dtype=np.float32).reshape(-1) for c in clips]
-        if not arrays:
-            return []
-        empty = [i for i, a in enumerate(arrays) if a.size == 0]
-        if empty:
-            raise ValueError(f"clips {empty} are empty")
-        return [self.result(v) for v in self._vectors(arrays, sample_rate)]
-
-    def embed_audio(self, sources: Sequence[bytes | str | Path]) -> list[EmbeddingResult]:
-        """Decode + validate + preprocess uploads (WAV/MP3 bytes or paths) with `encoders.load_audio`, then
-        embed."""
-        from encoders.audio import load_audio
-
-        clips = [load_audio(source) for source in sources]
-        return self.embed_arrays([c.samples for c in clips], clips[0].sample_rate if clips else SERVICE_RATE)
+    async def aembed(self, clip: AudioClip) -> Embedding:
+        return await asyncio.to_thread(self.encoder.embed, clip)
 
 
-def _is_stale_session_error(exc: BaseException) -> bool:
-    """True for the transport failures BentoML 1.4.40's dependency client raises when it swaps its session."""
-    import aiohttp
+def from_result(result: EmbeddingResult | dict[str, Any]) -> Embedding:
+    """An encoder-service answer → an `Embedding` (the service's hash is recomputed and must agree)."""
+    embedding = Embedding(
+        vector=np.asarray(result["vector"], dtype=np.float32),
+        encoder=str(result["encoder"]),
+        version=str(result["version"]),
+        pretrained=bool(result["pretrained"]),
+    )
+    if result.get("hash") and result["hash"] != embedding.hash:
+        raise ValueError("the encoder service's hash does not match its vector")
+    return embedding
 
-    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ServerDisconnectedError):
-        return True
-    return isinstance(exc, RuntimeError) and "Session is closed" in str(exc)
 
+class RemoteEmbedder:
+    """Through the BentoML SpeakerEncoder service dependency: `call_async` is its `to_async.embed`,
+    `call_sync` its `to_sync.embed` (a blocking HTTP client, safe from worker threads)."""
 
-async def embed_with_retry(
-    embed: Callable[[list[np.ndarray]], Awaitable[Any]],
-    clips: list[np.ndarray],
-    attempts: int = 3,
-    backoff_s: float = 0.05,
-) -> Any:
-    """Call the encoder service's `embed` (e.g. `self.encoder.to_async.embed`) and retry transport failures.
+    def __init__(
+        self,
+        call_async: Callable[[list[np.ndarray]], Awaitable[Any]],
+        call_sync: Callable[[list[np.ndarray]], Any],
+        attempts: int = 3,
+    ) -> None:
+        self._call_async, self._call_sync, self._attempts = call_async, call_sync, attempts
 
-    Why: BentoML 1.4.40 replaces its client session to a dependency every 100 calls (or 300 s) and closes the
-    old one while calls still use it, so some concurrent calls fail with `ServerDisconnectedError` /
-    `Connector is closed` (bentoml/BentoML#5540, #5544). Embedding is idempotent, so a retry on a fresh
-    session is safe.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return await embed(clips)
-        except Exception as exc:
-            if attempt == attempts or not _is_stale_session_error(exc):
-                raise
-            log.warning("encoder call failed on a stale BentoML session (attempt %d): %r", attempt, exc)
-            await asyncio.sleep(backoff_s * attempt)
-    raise AssertionError("unreachable")
+    def embed(self, clip: AudioClip) -> Embedding:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return from_result(self._call_sync([clip.samples])[0])
+            except (ConnectionError, OSError, RuntimeError) as exc:  # a swapped or reset dependency session
+                if attempt == self._attempts:
+                    raise
+                log.warning("encoder service call failed (attempt %d): %r", attempt, exc)
+        raise AssertionError("unreachable")
+
+    async def aembed(self, clip: AudioClip) -> Embedding:
+        results = await embed_with_retry(self._call_async, [clip.samples], attempts=self._attempts)
+        return from_result(results[0])

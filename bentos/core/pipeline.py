@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bentos.chain.outbox import Outbox
+from bentos.core.embedder import Embedder
 from bentos.core.ids import new_id
 from bentos.core.jobs import QueueSettings, Retry
 from bentos.stepfun.client import StepFunClient
@@ -29,7 +30,7 @@ from bentos.stepfun.errors import ProviderUnavailable, StepFunError
 from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
 from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile, VoiceClone, utcnow
-from encoders import AudioError, AudioSettings, SpeakerEncoder, load_audio
+from encoders import AudioError, AudioSettings, load_audio
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class PersonaPipeline:
     sessions: sessionmaker[Session]
     blobs: BlobStore
     audio: AudioSettings
-    encoder: SpeakerEncoder
+    embedder: Embedder
     provider: StepFunClient
     queue: QueueSettings
     on_step: Callable[[str, str], None] | None = None  # (persona_id, new_state) — metrics, tests
@@ -147,7 +148,7 @@ class PersonaPipeline:
             clip = load_audio(self._bytes(upload), self.audio)
         except AudioError as err:  # e.g. the intake rules were tightened since the upload
             raise StepFailed(err.code, err.message) from None
-        embedding = self.encoder.embed(clip)
+        embedding = self.embedder.embed(clip)
         with self.sessions.begin() as session:
             row = session.query(EmbeddingRow).filter_by(persona_id=persona_id).one_or_none()
             if row is None:

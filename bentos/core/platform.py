@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from sqlalchemy import select
@@ -23,6 +21,9 @@ from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import OutboxDispatcher
 from bentos.chain.registry import ChainRegistry
 from bentos.core import metrics
+from bentos.core.config import load_config
+from bentos.core.embedder import Embedder, LocalEmbedder
+from bentos.core.encoder_runtime import EncoderChoice, build_from_choice
 from bentos.core.jobs import JobQueue, QueueSettings
 from bentos.core.personas import PIPELINE_STATES
 from bentos.core.pipeline import PersonaPipeline
@@ -32,7 +33,7 @@ from bentos.stepfun.settings import ProviderSettings
 from bentos.store.blobs import BlobStore
 from bentos.store.db import DatabaseSettings, make_engine, migrate, session_factory
 from bentos.store.models import Persona
-from encoders import AudioSettings, SpeakerEncoder, build_encoder
+from encoders import AudioSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +50,21 @@ class ServerSettings:
     tts_max_chars: int = 1000
 
 
-def _platform_encoder(cfg: DictConfig) -> SpeakerEncoder:
-    """The configured encoder, or — with VOXPERSONA_ENCODER_SOURCE=registry — the MLflow version the encoder
-    service also loads (`speaker-encoder-<VOXPERSONA_ENCODER>@champion`), so both embed with the same model."""
-    if os.environ.get("VOXPERSONA_ENCODER_SOURCE") == "registry":
-        from bentos.core.embedder import EncoderChoice, build_from_choice
+def local_embedder(cfg: DictConfig) -> Embedder:
+    """The configured encoder (or its MLflow registry version) in this process."""
+    return LocalEmbedder(build_from_choice(EncoderChoice.from_config(cfg)))
 
-        return build_from_choice(EncoderChoice.from_env())
-    return build_encoder(cfg.encoder)
+
+def compose(overrides: Sequence[str] | None = None, *, embedder: Embedder | None = None) -> Platform:
+    """The composition root, used alike by both services, the scripts and the tests: every part built from
+    configs/ with Hydra `overrides`. Without `embedder`, the encoder runs in this process."""
+    return Platform(load_config(overrides), embedder=embedder)
 
 
 class Platform:
     """All the parts, built once from a config. `start()` runs the background loops; `stop()` ends them."""
 
-    def __init__(self, cfg: DictConfig, encoder: SpeakerEncoder | None = None) -> None:
+    def __init__(self, cfg: DictConfig, embedder: Embedder | None = None) -> None:
         self.cfg = cfg
         self.server: ServerSettings = instantiate(cfg.server)
         self.audio: AudioSettings = instantiate(cfg.audio)
@@ -72,7 +74,7 @@ class Platform:
         migrate(self.engine)
         self.sessions = session_factory(self.engine)
         self.blobs: BlobStore = instantiate(cfg.blobs)
-        self.encoder = encoder or _platform_encoder(cfg)
+        self.embedder = embedder or local_embedder(cfg)
         self.provider_settings: ProviderSettings = instantiate(cfg.provider)
         self.provider_health = ProviderHealth()
         self.provider = StepFunClient(self.provider_settings, health=self.provider_health)
@@ -82,15 +84,12 @@ class Platform:
         self._chain_lock = threading.Lock()
         self.queue_settings: QueueSettings = instantiate(cfg.queue)
         self.pipeline = PersonaPipeline(
-            self.sessions, self.blobs, self.audio, self.encoder, self.provider, self.queue_settings
+            self.sessions, self.blobs, self.audio, self.embedder, self.provider, self.queue_settings
         )
         self.jobs = JobQueue(self.queue_settings, self.pipeline.run)
         self._stop = threading.Event()
         self._outbox_thread: threading.Thread | None = None
         self.chain_error: str | None = None
-        # Set by the BentoML service: embed through the SpeakerEncoder service (adaptive batching) instead of
-        # the in-process encoder. Takes float32 16 kHz clips, returns one result dict per clip.
-        self.remote_embed: Callable[[list[np.ndarray]], Awaitable[list[dict[str, Any]]]] | None = None
 
     # --- chain ----------------------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bentos.core.embedder import EncoderChoice, EncoderRuntime, embed_with_retry
+from bentos.core.config import load_config
+from bentos.core.encoder_runtime import EncoderChoice, EncoderRuntime, embed_with_retry
 from bentos.devkit.processes import bentoml_serve, free_port, terminate, wait_port_closed, wait_ready
 from encoders.base import embedding_hash
 from encoders.ge2e import GE2EEncoder
@@ -37,7 +38,7 @@ def _service(monkeypatch: pytest.MonkeyPatch, **env: str):  # type: ignore[no-un
 
 
 def test_service_embeds_a_batch_with_the_configured_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    service = _service(monkeypatch, VOXPERSONA_ENCODER="ge2e", VOXPERSONA_ENCODER_SOURCE="config")
+    service = _service(monkeypatch, VOXPERSONA_OVERRIDES="encoder=ge2e encoder_source=config")
     clips = [_noise(5, 0), _noise(8, 1)]
     results = service.embed(clips)
     assert [r["encoder"] for r in results] == ["ge2e", "ge2e"]
@@ -56,7 +57,7 @@ def test_service_follows_the_registry_champion(tmp_path: Path, monkeypatch: pyte
     cfg = {"_target_": "encoders.ge2e.GE2EEncoder", "weights": None}
     first, second = log_encoder(ge2e, cfg, settings=settings), log_encoder(ge2e, cfg, settings=settings)
     set_champion("ge2e", first.version, settings=settings)
-    env = {"VOXPERSONA_ENCODER": "ge2e", "VOXPERSONA_ENCODER_SOURCE": "registry"}
+    env = {"VOXPERSONA_OVERRIDES": "encoder=ge2e encoder_source=registry"}
     assert _service(monkeypatch, **env).embed([_noise(5, 2)])[0]["version"] == "speaker-encoder-ge2e/1"
     set_champion("ge2e", second.version, settings=settings)  # switch the alias, "restart": no code change
     assert _service(monkeypatch, **env).embed([_noise(5, 2)])[0]["version"] == "speaker-encoder-ge2e/2"
@@ -85,7 +86,7 @@ def test_retry_rides_out_a_replaced_bentoml_session_but_not_real_errors() -> Non
 
 
 def test_runtime_rejects_empty_clips() -> None:
-    runtime = EncoderRuntime.from_choice(EncoderChoice(name="seeded"))
+    runtime = EncoderRuntime.from_choice(EncoderChoice.from_config(load_config(["encoder=seeded"])))
     with pytest.raises(ValueError, match="empty"):
         runtime.embed_arrays([np.zeros(0, np.float32)])
 
@@ -94,7 +95,11 @@ def test_runtime_rejects_empty_clips() -> None:
 def _served(target: str, tmp_path: Path, encoder: str = "seeded") -> Iterator[str]:
     """`bentoml serve target` on a free port until /readyz answers; SIGTERM and wait for the port to close after."""
     port = free_port()
-    env = {**os.environ, "VOXPERSONA_ENCODER": encoder, "BENTOML_HOME": str(tmp_path / "bentoml")}
+    env = {
+        **os.environ,
+        "VOXPERSONA_OVERRIDES": f"encoder={encoder}",
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+    }
     proc = subprocess.Popen(
         bentoml_serve(target, "127.0.0.1", port),
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
