@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -198,15 +199,17 @@ class PersonaPipeline:
         clone = self._clone_row(upload.id, model)
         if clone.step_voice_id is None:
             step_file_id = self._provider_file(upload)
-            self._claim(VoiceClone, VoiceClone.id, clone.id, VoiceClone.claimed_at, VoiceClone.step_voice_id)
             sample_text = requested or (ZH_SAMPLE_TEXT if language == "zh" else DEFAULT_SAMPLE_TEXT)
-            # A retry after a timeout or a crash asks again: the provider answers `duplicated` for the same
-            # audio and model, so there is one voice, and it is counted below the first time we see its id.
-            voice = self.provider.create_voice(
-                step_file_id, model=model, text=transcript, sample_text=sample_text
-            )
-            clone = self._record_clone(clone.id, persona_id, voice.id, voice.sample_text or sample_text,
-                                       voice.sample_audio)  # fmt: skip
+            with self._claimed(
+                VoiceClone, VoiceClone.id, clone.id, VoiceClone.claimed_at, VoiceClone.step_voice_id
+            ):
+                # A retry after a timeout or a crash asks again: the provider answers `duplicated` for the same
+                # audio and model, so there is one voice, counted below the first time we see its id.
+                voice = self.provider.create_voice(
+                    step_file_id, model=model, text=transcript, sample_text=sample_text
+                )
+                clone = self._record_clone(clone.id, persona_id, voice.id, voice.sample_text or sample_text,
+                                           voice.sample_audio)  # fmt: skip
         with self.sessions.begin() as session:
             persona = session.get(Persona, persona_id)
             assert persona is not None
@@ -228,18 +231,25 @@ class PersonaPipeline:
         concurrent personas (a crashed upload is found again by its file name before uploading anew)."""
         if upload.step_file_id:
             return upload.step_file_id
-        lapsed = self._claim(
-            StoredFile, StoredFile.id, upload.id, StoredFile.step_upload_claimed_at, StoredFile.step_file_id
+        claim = (
+            StoredFile,
+            StoredFile.id,
+            upload.id,
+            StoredFile.step_upload_claimed_at,
+            StoredFile.step_file_id,
         )
-        filename = f"{upload.id}.{upload.format}"
-        found = (
-            [f.id for f in self.provider.list_files("storage") if f.filename == filename] if lapsed else []
-        )
-        step_file_id = found[0] if found else self.provider.upload_file(self._bytes(upload), filename).id
-        with self.sessions.begin() as session:
-            stored = session.get(StoredFile, upload.id)
-            assert stored is not None
-            stored.step_file_id, stored.step_upload_claimed_at = step_file_id, None
+        with self._claimed(*claim) as lapsed:
+            filename = f"{upload.id}.{upload.format}"
+            found = (
+                [f.id for f in self.provider.list_files("storage") if f.filename == filename]
+                if lapsed
+                else []
+            )
+            step_file_id = found[0] if found else self.provider.upload_file(self._bytes(upload), filename).id
+            with self.sessions.begin() as session:
+                stored = session.get(StoredFile, upload.id)
+                assert stored is not None
+                stored.step_file_id, stored.step_upload_claimed_at = step_file_id, None
         return step_file_id
 
     def _clone_row(self, file_id: str, model: str) -> VoiceClone:
@@ -259,10 +269,12 @@ class PersonaPipeline:
             assert row is not None
             return row
 
-    def _claim(self, table: Any, key: InstrumentedAttribute[Any], key_value: Any,
-               claimed: InstrumentedAttribute[Any], done: InstrumentedAttribute[Any]) -> bool:  # fmt: skip
-        """Take the lease on a shared provider call (one worker at a time); True when an earlier holder's
-        lease had lapsed (it crashed or timed out). Raises Deferred while another worker holds it."""
+    @contextmanager
+    def _claimed(self, table: Any, key: InstrumentedAttribute[Any], key_value: Any,
+                 claimed: InstrumentedAttribute[Any], done: InstrumentedAttribute[Any]) -> Iterator[bool]:  # fmt: skip
+        """Hold the lease on a provider call shared by the personas of one upload (one worker at a time) while
+        the block runs; yields True when an earlier holder's lease had lapsed (it crashed or timed out).
+        Raises Deferred while another worker holds it; a failed call gives the lease up at once."""
         now, lease = utcnow(), timedelta(seconds=self.queue.claim_lease_s)
         with self.sessions.begin() as session:
             previous = session.scalar(select(claimed).where(key == key_value))
@@ -273,7 +285,14 @@ class PersonaPipeline:
             )
         if taken.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
             raise Deferred(min(2.0, self.queue.claim_lease_s))
-        return previous is not None
+        try:
+            yield previous is not None
+        except BaseException:
+            with self.sessions.begin() as session:
+                session.execute(
+                    update(table).where(key == key_value, done.is_(None)).values({claimed.key: None})
+                )
+            raise
 
     def _record_clone(
         self, clone_id: int, persona_id: str, voice_id: str, sample_text: str, sample_audio: bytes | None
