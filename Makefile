@@ -11,7 +11,9 @@ PYTEST_ARGS ?=
 
 .PHONY: setup run test test-all lint bench bench-all bento lock clean
 
-setup: $(STAMP) .cache/apt-ok
+VOICE_CACHE_STAMP := .cache/voice-engine-ok
+
+setup: $(STAMP) .cache/apt-ok $(VOICE_CACHE_STAMP)
 
 .cache/apt-ok:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -28,6 +30,14 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(PY) -m pip install -q -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# The emulator voice engine's base-voice statistics, measured once into the machine-wide cache
+# ($VOXPERSONA_VOICE_CACHE, else ~/.cache/voxpersona/voice-engine): a fresh emulator's first clone reads them.
+# Reruns after the venv, the Debian voices or the engine change (nothing left to measure: a few seconds); an
+# emulator that finds the cache stale or missing measures and writes it itself.
+$(VOICE_CACHE_STAMP): $(STAMP) .cache/apt-ok bentos/stepfun/emulator/engine.py bentos/stepfun/emulator/stats_cache.py encoders/synthetic.py
+	$(PY) -m bentos.stepfun.emulator --warm-cache
+	@mkdir -p .cache && touch $@
 
 run: setup
 	$(PY) -m scripts.run $(ARGS)
@@ -52,7 +62,10 @@ bench-all: bench
 	$(PY) -m scripts.bench_stepfun
 	$(PY) -m scripts.bench_chain
 	$(PY) -m scripts.bench_encoders
-	$(PY) -m scripts.bench_platform
+	$(PY) -m scripts.bench_pipeline
+	$(PY) -m scripts.bench_tts
+	$(PY) -m scripts.bench_embed_service
+	$(PY) -m scripts.bench_memory
 
 # Package the services as a Bento (BentoML's deployable unit); `bentoml containerize` turns it into an image.
 bento: setup

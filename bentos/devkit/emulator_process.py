@@ -19,6 +19,8 @@ class EmulatorProcess:
     """`with EmulatorProcess(tmp_path) as emu: emu.base_url`: a loopback emulator while the block runs.
 
     opts: rpm, concurrency, latency_ms, error_rate (EmulatorSettings), cache_dir, max_candidates.
+    cache_dir: the voice engine's base-voice statistics; None (the default) reads the machine-wide cache that
+    `make setup` fills, so a fresh state_dir's first clone costs seconds, not minutes.
     The emulator's stdout and stderr (warnings, tracebacks of its 500s) are appended to log_path, by default
     `<state_dir>/emulator.log`.
     """
@@ -37,9 +39,9 @@ class EmulatorProcess:
         **opts: Any,
     ) -> None:
         self.settings = EmulatorSettings(
-            host=host, port=port or free_port(), state_dir=Path(state_dir), api_keys=tuple(api_keys), **opts
-        )
-        self.cache_dir = cache_dir
+            host=host, port=port or free_port(), state_dir=Path(state_dir), api_keys=tuple(api_keys),
+            cache_dir=cache_dir, **opts,
+        )  # fmt: skip
         self.max_candidates = max_candidates
         self.start_timeout_s = start_timeout_s
         self.log_path = Path(log_path) if log_path is not None else self.settings.state_dir / "emulator.log"
@@ -47,8 +49,13 @@ class EmulatorProcess:
 
     @classmethod
     def from_settings(cls, settings: EmulatorSettings, **kwargs: Any) -> EmulatorProcess:
-        opts = settings.model_dump(include={"rpm", "concurrency", "latency_ms", "error_rate"})
-        return cls(settings.state_dir, settings.port, settings.api_keys, host=settings.host, **opts, **kwargs)
+        opts = settings.model_dump(include={"rpm", "concurrency", "latency_ms", "error_rate", "cache_dir"})
+        opts.update(kwargs)
+        return cls(settings.state_dir, settings.port, settings.api_keys, host=settings.host, **opts)
+
+    @property
+    def cache_dir(self) -> Path | None:
+        return self.settings.cache_dir
 
     @property
     def root_url(self) -> str:
@@ -61,8 +68,6 @@ class EmulatorProcess:
 
     def start(self) -> EmulatorProcess:
         args = [sys.executable, "-m", "bentos.stepfun.emulator", *self.settings.cli_args()]
-        if self.cache_dir is not None:
-            args += ["--cache-dir", str(self.cache_dir)]
         if self.max_candidates:
             args += ["--max-candidates", str(self.max_candidates)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -27,6 +27,9 @@ class EmulatorSettings(BaseModel):
     concurrency: int = Field(default=5, ge=0)  # 0: unlimited
     latency_ms: int = Field(default=0, ge=0)
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The voice engine's base-voice statistics; None: $VOXPERSONA_VOICE_CACHE, else the machine-wide
+    # ${XDG_CACHE_HOME:-~/.cache}/voxpersona/voice-engine that `make setup` fills (see emulator/stats_cache.py).
+    cache_dir: Path | None = None
 
     def cli_args(self) -> list[str]:
         """The `python -m bentos.stepfun.emulator` arguments for these settings."""
@@ -35,6 +38,8 @@ class EmulatorSettings(BaseModel):
             args += ["--api-key", key]
         args += ["--rpm", str(self.rpm), "--concurrency", str(self.concurrency)]
         args += ["--latency-ms", str(self.latency_ms), "--error-rate", str(self.error_rate)]
+        if self.cache_dir is not None:
+            args += ["--cache-dir", str(self.cache_dir)]
         return args
 
     def __repr__(self) -> str:

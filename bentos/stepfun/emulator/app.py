@@ -140,7 +140,8 @@ class Emulator:
             settings.latency_ms,
             settings.error_rate,
         )
-        self._cache_dir = cache_dir or Path(settings.state_dir) / "cache"
+        # None: the machine-wide cache (VoiceEngine's default), which `make setup` fills.
+        self._cache_dir = cache_dir or settings.cache_dir
         self._max_candidates = max_candidates
         self._engine: VoiceEngine | None = None
         self._engine_lock = threading.Lock()
@@ -154,6 +155,12 @@ class Emulator:
             if self._engine is None:
                 self._engine = VoiceEngine(self._cache_dir, self._max_candidates)
             return self._engine
+
+    def engine_info(self) -> dict[str, Any] | None:
+        """The engine's base-voice cache counters; None before anything needed the engine."""
+        with self._engine_lock:
+            engine = self._engine
+        return engine.cache_info() if engine is not None else None
 
     # -- voices
     def profile_for(self, owner: str, voice_id: str) -> VoiceProfile:
@@ -437,7 +444,11 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
 
     @app.get("/_admin/stats")
     def stats() -> dict[str, Any]:
-        return {"requests": dict(emu.gateway.requests), "faults": emu.gateway.faults.public()}
+        return {
+            "requests": dict(emu.gateway.requests),
+            "faults": emu.gateway.faults.public(),
+            "engine": emu.engine_info(),
+        }
 
     @app.post("/_admin/reset")
     def reset() -> dict[str, Any]:

@@ -9,11 +9,12 @@ like StepFun: it is an honest stand-in, measurably closer to the reference than 
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 import threading
 import unicodedata
 import zlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,13 @@ from encoders.synthetic import BaseVoice, available_voices, synthesize
 
 from ..models import SpeechRequest
 from .prosody import Prosody, prosody_for
+from .stats_cache import CacheState, StatsCache, default_cache_dir, environment_key
+
+log = logging.getLogger(__name__)
 
 ENGINE_VERSION = 1
 ANALYSIS_RATE = 16000
+EMBEDDING_DIM = 256  # GE2E
 FRAME_MS = 5.0
 _BANDS_HZ = np.geomspace(80.0, 7600.0, 48)  # where envelopes are compared (log-spaced)
 _CALIBRATION = {
@@ -83,6 +88,25 @@ class VoiceStats:
     f0_median: float
     f0_spread: float
     envelope: list[float]  # mean log-power at _BANDS_HZ over voiced frames, mean removed
+
+    @classmethod
+    def from_json(cls, raw: Any) -> VoiceStats:
+        """A cached entry, checked (ValueError): the right sizes, finite numbers."""
+        try:
+            stats = cls(
+                embedding=[float(v) for v in raw["embedding"]],
+                f0_median=float(raw["f0_median"]),
+                f0_spread=float(raw["f0_spread"]),
+                envelope=[float(v) for v in raw["envelope"]],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed voice statistics: {exc!r}") from exc
+        if len(stats.embedding) != EMBEDDING_DIM or len(stats.envelope) != len(_BANDS_HZ):
+            raise ValueError("voice statistics of the wrong size")
+        values = np.asarray([*stats.embedding, *stats.envelope, stats.f0_median, stats.f0_spread])
+        if not np.all(np.isfinite(values)):
+            raise ValueError("voice statistics are not finite")
+        return stats
 
 
 @dataclass
@@ -153,46 +177,102 @@ def analyse(samples: np.ndarray, rate: int) -> VoiceStats:
 
 
 class VoiceEngine:
-    """Thread-safe. cache_dir keeps base-voice statistics across restarts (they cost ~0.3 s per voice)."""
+    """Thread-safe. Base-voice statistics (~0.5 s to measure per voice) come from a cache file in cache_dir,
+    by default the machine-wide one `make setup` fills (see stats_cache); missing ones are measured on first
+    use and written back, under the cache's lock so concurrent emulators share the work.
+    """
 
-    def __init__(self, cache_dir: Path, max_candidates: int = 0) -> None:
-        self.cache_dir = Path(cache_dir)
+    def __init__(self, cache_dir: Path | None = None, max_candidates: int = 0) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.max_candidates = max_candidates  # 0: every installed voice of a language
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _stats and the counters
+        self._compute_lock = threading.Lock()  # one measuring thread per process (the file lock: per machine)
         self._stats: dict[str, VoiceStats] = {}
         self._voices = {v.id: v for v in available_voices()}
-        self._load_cache()
+        self.cache = StatsCache(self.cache_dir, f"base-voices-v{ENGINE_VERSION}", self.cache_key())
+        self.computed = 0  # base voices measured by this engine
+        state, entries = self.cache.load()
+        self.cache_state: CacheState = state if self._adopt(entries) else "corrupt"
+        self.loaded = len(self._stats)  # base voices read from the cache file at start
+
+    def cache_key(self) -> dict[str, Any]:
+        """Everything the base-voice statistics depend on; a cache file of another key is recomputed."""
+        return {
+            "engine_version": ENGINE_VERSION,
+            "analysis": {
+                "rate": ANALYSIS_RATE,
+                "frame_ms": FRAME_MS,
+                "bands_hz": [float(b) for b in _BANDS_HZ],
+                "calibration": _CALIBRATION,
+                "embedding_dim": EMBEDDING_DIM,
+            },
+            "voices": sorted(self._voices),
+            **environment_key(),
+        }
+
+    def _adopt(self, entries: dict[str, Any]) -> bool:
+        """Take the installed voices' entries of a loaded file; False (nothing taken) if one is malformed."""
+        try:
+            parsed = {vid: VoiceStats.from_json(raw) for vid, raw in entries.items() if vid in self._voices}
+        except ValueError as exc:
+            log.warning("voice engine cache %s is corrupt (%s): recomputing", self.cache.path, exc)
+            return False
+        with self._lock:
+            for vid, stats in parsed.items():
+                self._stats.setdefault(vid, stats)
+        return True
+
+    def cache_info(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "path": str(self.cache.path), "state": self.cache_state, "loaded": self.loaded,
+                "computed": self.computed, "reads": self.cache.reads, "writes": self.cache.writes,
+                "voices": len(self._stats),
+            }  # fmt: skip
 
     # -- base voices
     def candidates(self, lang: str) -> list[BaseVoice]:
         voices = [v for v in self._voices.values() if v.lang.startswith(lang) and v.lang != "en-gb-x-rp"]
         return voices[: self.max_candidates] if self.max_candidates else voices
 
-    def _cache_path(self) -> Path:
-        return self.cache_dir / f"base-voices-v{ENGINE_VERSION}.json"
+    def has_stats(self, voice: BaseVoice) -> bool:
+        with self._lock:
+            return voice.id in self._stats
 
-    def _load_cache(self) -> None:
-        path = self._cache_path()
-        if path.exists():
-            raw = json.loads(path.read_text())
-            self._stats = {k: VoiceStats(**v) for k, v in raw.items()}
+    def warm(self) -> dict[str, Any]:
+        """Measure every candidate base voice not in the cache yet (`--warm-cache`); returns cache_info()."""
+        self.ensure_stats([*self.candidates("en"), *self.candidates("cmn")])
+        return self.cache_info()
 
-    def _save_cache(self) -> None:
-        from .store import atomic_write
-
-        payload = json.dumps({k: asdict(v) for k, v in self._stats.items()})
-        atomic_write(self._cache_path(), payload.encode())
+    def ensure_stats(self, voices: Iterable[BaseVoice]) -> None:
+        """Have statistics for all of `voices`: from memory, from the cache file (another emulator may have
+        written them since this one started), else measured here and written back after each voice."""
+        wanted = list(voices)
+        with self._lock:
+            if all(v.id in self._stats for v in wanted):
+                return
+        with self._compute_lock, self.cache.locked() as writable:
+            if writable:
+                state, entries = self.cache.load()
+                if state == "loaded":
+                    self._adopt(entries)
+            for voice in wanted:
+                with self._lock:
+                    if voice.id in self._stats:
+                        continue
+                samples, rate = synthesize(voice, _CALIBRATION["cmn" if voice.lang == "cmn" else "en"])
+                stats = analyse(samples, rate)
+                with self._lock:
+                    self._stats[voice.id] = stats
+                    self.computed += 1
+                    entries = {vid: asdict(s) for vid, s in self._stats.items()}
+                if writable:
+                    self.cache.save(entries)
 
     def base_stats(self, voice: BaseVoice) -> VoiceStats:
+        self.ensure_stats([voice])
         with self._lock:
-            if voice.id in self._stats:
-                return self._stats[voice.id]
-        samples, rate = synthesize(voice, _CALIBRATION["cmn" if voice.lang == "cmn" else "en"])
-        stats = analyse(samples, rate)
-        with self._lock:
-            self._stats[voice.id] = stats
-            self._save_cache()
-        return stats
+            return self._stats[voice.id]
 
     # -- cloning
     def clone_profile(
@@ -205,8 +285,9 @@ class VoiceEngine:
         ref = analyse(samples, rate)
         ref_emb = np.asarray(ref.embedding)
         base: dict[str, str] = {}
-        for lang in ("en", "cmn"):
-            pool = [v for v in self.candidates(lang) if v.id not in exclude]
+        pools = {lang: [v for v in self.candidates(lang) if v.id not in exclude] for lang in ("en", "cmn")}
+        self.ensure_stats([*pools["en"], *pools["cmn"]])  # one pass over the cache (and its lock) if missing
+        for lang, pool in pools.items():
             scored = [(float(np.dot(ref_emb, self.base_stats(v).embedding)), v.id) for v in pool]
             base[lang] = max(scored)[1]
         profile = VoiceProfile(base, ref.f0_median, ref.f0_spread, envelope=ref.envelope)
