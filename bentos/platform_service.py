@@ -6,6 +6,8 @@ overrides the SpeakerEncoder service composes its config from. Every embedding g
 
 from __future__ import annotations
 
+import asyncio
+
 import bentoml
 
 with bentoml.importing():
@@ -24,7 +26,11 @@ class PersonaPlatform:
     encoder = bentoml.depends(SpeakerEncoderService)
 
     def __init__(self) -> None:
-        embedder = RemoteEmbedder(self.encoder.to_async.embed, self.encoder.to_sync.embed)
+        # Looked up per call: the dependency's endpoints exist only once its client has connected. BentoML
+        # builds the service inside its server's event loop, which the pipeline's threads submit calls to.
+        embedder = RemoteEmbedder(
+            lambda clips: self.encoder.to_async.embed(clips), asyncio.get_running_loop()
+        )
         self.platform = compose(overrides_from_env(), embedder=embedder).start()
         app.state.platform = self.platform
 

@@ -5,8 +5,10 @@ One decoder for the whole platform. Every rejection is an `AudioError` with a st
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import math
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio
+from scipy.signal import lfilter
 
 from encoders.vad import speech_seconds
 
@@ -283,18 +286,71 @@ def trim_silence(mono: np.ndarray, rate: int, settings: AudioSettings) -> np.nda
     return mono[start:end]
 
 
+@functools.lru_cache(maxsize=16)
+def _resampler(from_rate: int, to_rate: int) -> torchaudio.transforms.Resample:
+    # The windowed-sinc kernel depends only on the two rates: build it once, not per clip.
+    return torchaudio.transforms.Resample(from_rate, to_rate)
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """float32 [n] at from_rate → float32 [m] at to_rate (torchaudio's windowed-sinc resampler)."""
     if from_rate == to_rate:
         return np.ascontiguousarray(samples, dtype=np.float32)
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), from_rate, to_rate)
+    with torch.inference_mode():
+        out = _resampler(from_rate, to_rate)(
+            torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        )
     return out.numpy().astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _k_weighting(rate: int) -> tuple[tuple[list[float], list[float]], tuple[list[float], list[float]]]:
+    """BS.1770 K-weighting at `rate` as two biquads (b, a): a +4 dB high shelf at 1.5 kHz, a 38 Hz high-pass
+    (the coefficients torchaudio's treble_biquad / highpass_biquad compute)."""
+    w0 = 2 * math.pi * 1500.0 / rate
+    gain = 10 ** (4.0 / 40)
+    alpha = math.sin(w0) / 2 * math.sqrt(2)
+    t1, t2, t3 = 2 * math.sqrt(gain) * alpha, (gain - 1) * math.cos(w0), (gain + 1) * math.cos(w0)
+    shelf = (
+        [gain * ((gain + 1) + t2 + t1), -2 * gain * ((gain - 1) + t3), gain * ((gain + 1) + t2 - t1)],
+        [(gain + 1) - t2 + t1, 2 * ((gain - 1) - t3), (gain + 1) - t2 - t1],
+    )
+    w0 = 2 * math.pi * 38.0 / rate
+    alpha, cos = math.sin(w0) / 2 / 0.5, math.cos(w0)
+    highpass = ([(1 + cos) / 2, -1 - cos, (1 + cos) / 2], [1 + alpha, -2 * cos, 1 - alpha])
+    return shelf, highpass
+
+
+def integrated_loudness(samples: np.ndarray, rate: int) -> float:
+    """Integrated loudness in LUFS of float32 [n] mono (ITU-R BS.1770-4: K-weighting, 400 ms blocks with 75 %
+    overlap, −70 LUFS absolute and −10 LU relative gates); NaN when no block passes the gates.
+
+    The same measure as torchaudio.functional.loudness (whose filters clamp to ±1 too), with scipy's IIR
+    filter instead of torchaudio's per-sample loop: ~1 ms instead of ~3 ms for 8 s.
+    """
+    (shelf_b, shelf_a), (hp_b, hp_a) = _k_weighting(rate)
+    weighted = np.clip(lfilter(shelf_b, shelf_a, np.asarray(samples, dtype=np.float64)), -1.0, 1.0)
+    weighted = np.clip(lfilter(hp_b, hp_a, weighted), -1.0, 1.0)
+    block = round(0.4 * rate)
+    if len(weighted) < block:
+        return float("nan")
+    step = round(block * 0.25)
+    cumulative = np.concatenate([[0.0], np.cumsum(weighted * weighted)])
+    starts = np.arange(0, len(weighted) - block + 1, step)
+    energy = (cumulative[starts + block] - cumulative[starts]) / block
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(energy)
+    gated = block_lufs > -70.0
+    if not gated.any():
+        return float("nan")
+    relative_gate = -0.691 + 10 * np.log10(energy[gated].mean()) - 10
+    gated &= block_lufs > relative_gate
+    return float(-0.691 + 10 * np.log10(energy[gated].mean()))
 
 
 def normalize_loudness(samples: np.ndarray, rate: int, target_lufs: float) -> np.ndarray:
     """Scale float32 [n] to target_lufs integrated loudness (ITU-R BS.1770), peak-limited to 0.99."""
-    tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None, :]
-    lufs = float(AF.loudness(tensor, rate))
+    lufs = integrated_loudness(samples, rate)
     gain = 10 ** ((target_lufs - lufs) / 20) if np.isfinite(lufs) else 1.0
     peak = float(np.max(np.abs(samples))) * gain
     if peak > 0.99:

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
+from encoders.audio import load_audio
 from encoders.base import SpeakerEncoder
 from encoders.evaluation import embed_vectors, evaluate_encoder
+from encoders.voices import VoiceSet
 
 
-def clips_from_voice_set(voice_set: Any, fmt: str = "wav") -> tuple[list[np.ndarray], list[str]]:
+def clips_from_voice_set(voice_set: VoiceSet, fmt: str = "wav") -> tuple[list[np.ndarray], list[str]]:
     """Each clip of `voice_set` through the platform's intake (`load_audio`): float32 [n] mono at 16 kHz, plus
     its speaker label. fmt: "wav" or "mp3" (the same utterances after an MP3 round-trip)."""
-    from encoders.audio import load_audio
-
     clips = [load_audio(c.wav_path if fmt == "wav" else c.mp3_path).samples for c in voice_set.clips]
     return clips, [str(c.speaker) for c in voice_set.clips]
 

@@ -2,7 +2,8 @@
 wheel.
 
 Clips are cut into 1.6 s partial windows as Resemblyzer does; `embed_arrays` runs the partials of a whole
-batch of clips through the LSTM in one forward pass and averages them per clip.
+batch of clips through the LSTM in one forward pass and averages them per clip. Given the clip Resemblyzer's
+`preprocess_wav` makes, the vector is the one `VoiceEncoder.embed_utterance` returns.
 """
 
 from __future__ import annotations
@@ -21,6 +22,37 @@ from encoders.batched import BatchedSpeakerEncoder
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def trim_long_silences(wav: np.ndarray) -> np.ndarray:
+    """Resemblyzer's `trim_long_silences`, sample for sample: float32 [n] at 16 kHz → float32 [m ≤ n] with
+    pauses longer than webrtcvad's smoothed, dilated voice mask allows cut out.
+
+    Resemblyzer packs the 16-bit PCM for webrtcvad with `struct.pack(*samples)`, one Python int per sample
+    (~4 ms of its ~5 ms for 8 s); numpy makes the same bytes directly.
+    """
+    import webrtcvad
+    from resemblyzer import hparams
+    from scipy.ndimage import binary_dilation
+
+    window = hparams.vad_window_length * hparams.sampling_rate // 1000
+    wav = wav[: len(wav) - (len(wav) % window)]
+    pcm = np.round(wav * (2**15 - 1)).astype("<i2").tobytes()
+    vad = webrtcvad.Vad(mode=3)
+    flags = np.array(
+        [
+            vad.is_speech(pcm[start * 2 : (start + window) * 2], sample_rate=hparams.sampling_rate)
+            for start in range(0, len(wav), window)
+        ],
+        dtype=np.float64,
+    )
+    width = hparams.vad_moving_average_width
+    padded = np.concatenate((np.zeros((width - 1) // 2), flags, np.zeros(width // 2)))
+    summed = np.cumsum(padded, dtype=float)
+    summed[width:] = summed[width:] - summed[:-width]
+    mask = np.round(summed[width - 1 :] / width).astype(bool)
+    mask = binary_dilation(mask, np.ones(hparams.vad_max_silence_length + 1))
+    return wav[np.repeat(mask, window)]
 
 
 class GE2EEncoder(BatchedSpeakerEncoder):
@@ -91,7 +123,7 @@ class GE2EEncoder(BatchedSpeakerEncoder):
         wav = np.asarray(samples, dtype=np.float32)
         wav = ge2e_audio.normalize_volume(wav, -30, increase_only=True)
         if self.trim_silences and wav.size > 16000:
-            trimmed = ge2e_audio.trim_long_silences(wav)
+            trimmed = trim_long_silences(wav)
             wav = trimmed if trimmed.size >= 16000 else wav  # keep clips the VAD would empty
         wav_slices, mel_slices = VoiceEncoder.compute_partial_slices(
             wav.size, self.partial_rate, self.min_coverage

@@ -1,7 +1,9 @@
 """Train a small ECAPA-TDNN on generated speakers with an additive angular margin (AAM-softmax) loss.
 
+result, registered = run_training(TrainingSettings.tiny(), out_path)   # MLflow run + registered model
+
 Training speakers: every installed espeak-ng voice × variant (several pitches each), flite and festival
-voices, minus the held-out evaluation speakers (`scripts.make_voices.speaker_voices`), which are only used for
+voices, minus the held-out evaluation speakers (`encoders.voices.speaker_voices`), which are only used for
 EER. Augmentation, applied offline per utterance: speed (0.95/1.05), pitch (±1 semitone), additive noise
 (10–20 dB SNR) and an MP3 round-trip through soundfile. Generated speech is far more consistent than real
 uploads: the EER here ranks models, it does not predict accuracy in the field.
@@ -17,21 +19,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from encoders.audio import normalize_loudness, resample
+from encoders.audio import load_audio, normalize_loudness, resample
 from encoders.ecapa import (
     CHECKPOINT_FORMAT,
+    DEFAULT_TRAINED_WEIGHTS,
+    EcapaEncoder,
     build_ecapa_model,
     make_fbank,
     pad_batch,
     sentence_mean_normalize,
 )
 from encoders.evaluation import cosine_scores, equal_error_rate, make_trials, min_detection_cost
+from encoders.registry import RegisteredEncoder, RegistrySettings, configure, log_encoder, promote_best
 from encoders.synthetic import BaseVoice, available_voices, synthesize
+from encoders.voices import DEFAULT_CACHE, make_voices, speaker_voices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -250,9 +257,6 @@ def embed_clips(model: Any, clips: list[np.ndarray], n_mels: int, batch_size: in
 
 def load_eval_set(settings: TrainingSettings) -> tuple[list[np.ndarray], list[str]]:
     """Held-out clips (float32 [n] at 16 kHz, through the platform's intake) and their speaker labels."""
-    from encoders.audio import load_audio
-    from scripts.make_voices import DEFAULT_CACHE, make_voices
-
     voice_set = make_voices(
         DEFAULT_CACHE, speakers=settings.eval_speakers, utterances=settings.eval_utterances
     )
@@ -274,8 +278,6 @@ def train_ecapa(
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    from scripts.make_voices import speaker_voices
-
     held_out = {v.id for v in speaker_voices(settings.eval_speakers)}
     speakers = training_voices(settings.train_speakers, held_out, settings.seed)
     clips = synthesize_speakers(speakers, settings.utterances_per_speaker, settings.seed, settings.cache_dir)
@@ -373,3 +375,42 @@ def train_ecapa(
         eval_speakers=sorted(set(eval_speakers)),
         seconds=time.perf_counter() - started,
     )
+
+
+def run_training(
+    settings: TrainingSettings,
+    out: Path = DEFAULT_TRAINED_WEIGHTS,
+    registry: RegistrySettings | None = None,
+    register: bool = True,
+) -> tuple[TrainingResult, RegisteredEncoder | None]:
+    """Train with per-epoch metrics in an MLflow run, then (unless `register` is false) log the checkpoint as
+    a new version of speaker-encoder-ecapa and promote the best version to `champion`."""
+    configure(registry)
+    with mlflow.start_run(run_name="train-ecapa") as run:
+        mlflow.log_params({k: str(v) for k, v in asdict(settings).items()})
+        mlflow.set_tags({"task": "train", "encoder": "ecapa", "training_data": "generated speakers"})
+
+        def log_epoch(row: dict[str, float]) -> None:
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+
+        result = train_ecapa(settings, out, on_epoch=log_epoch, run_name=f"mlflow run {run.info.run_id}")
+        mlflow.log_artifact(str(result.checkpoint), artifact_path="checkpoint")
+        mlflow.log_metrics(
+            {"final_eer": result.eer, "final_min_dcf": result.min_dcf, "train_seconds": result.seconds}
+        )
+    if not register:
+        return result, None
+    encoder = EcapaEncoder(weights=result.checkpoint)
+    cfg: dict[str, Any] = {"_target_": "encoders.ecapa.EcapaEncoder", "weights": str(result.checkpoint)}
+    registered = log_encoder(
+        encoder,
+        cfg,
+        metrics={"eer": result.eer, "min_dcf": result.min_dcf},
+        extra_tags={
+            "training_run": run.info.run_id,
+            "eval_set": f"generated, {len(result.eval_speakers)} speakers",
+        },
+        settings=registry,
+    )
+    promote_best("ecapa", settings=registry)
+    return result, registered

@@ -1,10 +1,13 @@
 """Benchmark the speaker encoders: ms per 8 s clip (1 and 2 threads), clips/s in batches of 1/8/32, and the
-BentoML service (pickle over HTTP, as a dependency call sends it) against the direct call at batch 32.
+BentoML service (pickle over HTTP, as a dependency call sends it) against the direct call at batch 32; with
+ge2e, the project's embed path (intake + GE2E) against Resemblyzer's own on the same clips.
 
     python -m scripts.bench_encoders                 # seeded ge2e ecapa encodec
     python -m scripts.bench_encoders ge2e --no-service
+    python -m scripts.bench_encoders --ratio-only    # intake+embed vs Resemblyzer direct only (~1 min)
 
-Targets on the 2-core machine: ge2e >= 25 clips/s, ECAPA >= 10 clips/s, service within 15 % of direct at batch 32.
+Targets on the 2-core machine: ge2e >= 25 clips/s, ECAPA >= 10 clips/s, service within 15 % of direct at batch 32,
+intake+embed <= 1.15x Resemblyzer direct.
 """
 
 from __future__ import annotations
@@ -22,20 +25,22 @@ from typing import Any
 import bentoml
 import numpy as np
 
-from bentos.core.config import load_config
 from bentos.devkit.processes import bentoml_serve, free_port, terminate, wait_ready
 from bentos.encoder_service import SpeakerEncoderService
-from encoders import build_encoder
+from encoders import build_encoder, load_audio
 from encoders.base import SpeakerEncoder
 from encoders.benchmarking import clips_from_voice_set
+from encoders.config import load_encoder_config
 from encoders.ecapa import EncoderWeightsMissing
 from encoders.evaluation import embed_vectors
+from encoders.ge2e import GE2EEncoder
+from encoders.voices import DEFAULT_CACHE, make_voices
 from scripts.bench_common import pin_threads, print_table, write_results
-from scripts.make_voices import DEFAULT_CACHE, make_voices
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_SECONDS = 8.0
 TARGETS = {"ge2e": 25.0, "ecapa": 10.0}
+RATIO_TARGET = 1.15  # intake + GE2E embed vs Resemblyzer's preprocess_wav + embed_utterance
 
 
 def eight_second_clips(count: int) -> list[np.ndarray]:
@@ -47,10 +52,10 @@ def eight_second_clips(count: int) -> list[np.ndarray]:
 
 def build(name: str) -> tuple[SpeakerEncoder, str]:
     try:
-        return build_encoder(load_config([f"encoder={name}"]).encoder), ""
+        return build_encoder(load_encoder_config(name)), ""
     except EncoderWeightsMissing:
-        cfg = load_config([f"encoder={name}", "encoder.allow_random=true"])
-        return build_encoder(cfg.encoder), " (random weights: no trained checkpoint)"
+        cfg = load_encoder_config(name, ["allow_random=true"])
+        return build_encoder(cfg), " (random weights: no trained checkpoint)"
 
 
 def ms_per_clip(encoder: SpeakerEncoder, clip: np.ndarray, threads: int, repeats: int = 5) -> float:
@@ -159,13 +164,91 @@ def measure_direct(name: str) -> dict[str, Any]:
     return row
 
 
+def intake_vs_resemblyzer(speakers: int = 10, utterances: int = 4, rounds: int = 5) -> dict[str, Any]:
+    """ms per clip, one thread, on the same WAV files: the project's path (`load_audio` of the file, then
+    `GE2EEncoder.embed`) against Resemblyzer's own (`preprocess_wav` of the file, which resamples, normalizes
+    the volume and trims long silences, then `VoiceEncoder.embed_utterance`).
+
+    The two run clip by clip, alternating which goes first, `rounds` times; a clip's figure is its best round
+    (the machine is shared: the best is the least disturbed), in wall time and in process CPU time."""
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    pin_threads(1)
+    paths = [c.wav_path for c in make_voices(DEFAULT_CACHE, speakers=speakers, utterances=utterances).clips]
+    encoder, resemblyzer = GE2EEncoder(), VoiceEncoder("cpu", verbose=False)
+    pin_threads(1)  # after the models load: silero/resemblyzer imports may change it
+
+    def project(path: Path) -> None:
+        encoder.embed(load_audio(path))
+
+    def direct(path: Path) -> None:
+        resemblyzer.embed_utterance(preprocess_wav(path))
+
+    runs = {"project": project, "resemblyzer": direct}
+    for fn in runs.values():  # warm-up: VAD weights, librosa's first call
+        fn(paths[0])
+    wall: dict[str, list[list[float]]] = {k: [[] for _ in paths] for k in runs}
+    cpu: dict[str, list[list[float]]] = {k: [[] for _ in paths] for k in runs}
+    for r in range(rounds):
+        for i, path in enumerate(paths):
+            order = list(runs) if (i + r) % 2 == 0 else list(reversed(runs))
+            for name in order:
+                w0, c0 = time.perf_counter(), time.process_time()
+                runs[name](path)
+                wall[name][i].append(time.perf_counter() - w0)
+                cpu[name][i].append(time.process_time() - c0)
+
+    def per_clip_ms(series: list[list[float]]) -> float:
+        return 1000 * float(np.mean([min(clip) for clip in series]))
+
+    out: dict[str, Any] = {"clips": len(paths), "rounds": rounds, "threads": 1}
+    for kind, data in (("wall", wall), ("cpu", cpu)):
+        ours, theirs = per_clip_ms(data["project"]), per_clip_ms(data["resemblyzer"])
+        out[kind] = {
+            "project_ms": round(ours, 2),
+            "resemblyzer_ms": round(theirs, 2),
+            "ratio": round(ours / theirs, 3),
+        }
+    return out
+
+
+def ratio_row(result: dict[str, Any]) -> dict[str, Any]:
+    wall, cpu = result["wall"], result["cpu"]
+    return {
+        "row": "intake+embed vs Resemblyzer direct",
+        "clips": result["clips"],
+        "project ms/clip": wall["project_ms"],
+        "resemblyzer ms/clip": wall["resemblyzer_ms"],
+        "ratio": f"{wall['ratio']:.2f}x",
+        "cpu ms project/resemblyzer": f"{cpu['project_ms']}/{cpu['resemblyzer_ms']}",
+        "cpu ratio": f"{cpu['ratio']:.2f}x",
+        "target": f"<= {RATIO_TARGET}x",
+        "meets": str(wall["ratio"] <= RATIO_TARGET),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("encoders", nargs="*", default=["seeded", "ge2e", "ecapa", "encodec"])
     parser.add_argument("--no-service", action="store_true")
+    parser.add_argument(
+        "--ratio-only", action="store_true", help="only intake+embed vs Resemblyzer direct (ge2e)"
+    )
+    parser.add_argument("--ratio-rounds", type=int, default=5)
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     spawn = multiprocessing.get_context("spawn")
+    ratio: dict[str, Any] | None = None
+    if args.ratio_only or "ge2e" in args.encoders:
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            ratio = pool.submit(intake_vs_resemblyzer, rounds=args.ratio_rounds).result()
+        print_table(
+            "ge2e: the project's intake + embed vs Resemblyzer's own, same WAV files, 1 thread",
+            [ratio_row(ratio)],
+        )
+    if args.ratio_only:
+        write_results("encoders-ratio", {"intake_vs_resemblyzer": ratio})
+        return
     for name in args.encoders:
         # Each encoder in a fresh process, like the service's worker: a process that built another encoder first
         # ran ECAPA up to ~30 % faster (allocator/thread-pool state), which would skew direct-vs-service.
@@ -185,7 +268,9 @@ def main() -> None:
         rows.append(row)
         print_table("so far", rows[-1:])
     print_table(f"speaker encoders, {CLIP_SECONDS:g} s clips, {os.cpu_count()} CPUs", rows)
-    write_results("encoders", {"clip_seconds": CLIP_SECONDS, "rows": rows})
+    if ratio is not None:
+        print_table("ge2e: intake + embed vs Resemblyzer direct (1 thread)", [ratio_row(ratio)])
+    write_results("encoders", {"clip_seconds": CLIP_SECONDS, "rows": rows, "intake_vs_resemblyzer": ratio})
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import time
 
 from encoders import AudioSettings, load_audio
 from encoders.seeded import SeededEncoder
+from encoders.voices import make_voices
 from scripts.bench_common import pin_threads, print_table, summarize_ms, write_results
-from scripts.make_voices import make_voices
 
 
 def main() -> None:

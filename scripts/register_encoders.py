@@ -17,7 +17,7 @@ from encoders import build_encoder
 from encoders.benchmarking import clips_from_voice_set, registry_metrics
 from encoders.ecapa import EncoderWeightsMissing
 from encoders.registry import ChampionRefused, RegistrySettings, log_encoder, promote_best
-from scripts.make_voices import DEFAULT_CACHE, make_voices
+from encoders.voices import DEFAULT_CACHE, make_voices
 
 
 def register(names: list[str], speakers: int, utterances: int, overrides: list[str]) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ speaker-encoder-ecapa.
 python -m scripts.train_ecapa                 # a few minutes on 2 CPU cores
 python -m scripts.train_ecapa --tiny          # seconds (CI)
 python -m scripts.train_ecapa --epochs 20 --train-speakers 200
+
+The training and the MLflow logging are `encoders.training.run_training` (the notebook calls it too).
 """
 
 from __future__ import annotations
@@ -11,52 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
 
-import mlflow
-
-from encoders.ecapa import DEFAULT_TRAINED_WEIGHTS, EcapaEncoder
-from encoders.registry import RegisteredEncoder, RegistrySettings, configure, log_encoder, promote_best
-from encoders.training import TrainingResult, TrainingSettings, train_ecapa
-
-
-def run_training(
-    settings: TrainingSettings,
-    out: Path = DEFAULT_TRAINED_WEIGHTS,
-    registry: RegistrySettings | None = None,
-    register: bool = True,
-) -> tuple[TrainingResult, RegisteredEncoder | None]:
-    """Train with per-epoch metrics in an MLflow run, then register the checkpoint and promote the best
-    version."""
-    configure(registry)
-    with mlflow.start_run(run_name="train-ecapa") as run:
-        mlflow.log_params({k: str(v) for k, v in dataclasses.asdict(settings).items()})
-        mlflow.set_tags({"task": "train", "encoder": "ecapa", "training_data": "generated speakers"})
-
-        def log_epoch(row: dict[str, float]) -> None:
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
-
-        result = train_ecapa(settings, out, on_epoch=log_epoch, run_name=f"mlflow run {run.info.run_id}")
-        mlflow.log_artifact(str(result.checkpoint), artifact_path="checkpoint")
-        mlflow.log_metrics(
-            {"final_eer": result.eer, "final_min_dcf": result.min_dcf, "train_seconds": result.seconds}
-        )
-    if not register:
-        return result, None
-    encoder = EcapaEncoder(weights=result.checkpoint)
-    cfg: dict[str, Any] = {"_target_": "encoders.ecapa.EcapaEncoder", "weights": str(result.checkpoint)}
-    registered = log_encoder(
-        encoder,
-        cfg,
-        metrics={"eer": result.eer, "min_dcf": result.min_dcf},
-        extra_tags={
-            "training_run": run.info.run_id,
-            "eval_set": f"generated, {len(result.eval_speakers)} speakers",
-        },
-        settings=registry,
-    )
-    promote_best("ecapa", settings=registry)
-    return result, registered
+from encoders.ecapa import DEFAULT_TRAINED_WEIGHTS
+from encoders.training import TrainingSettings, run_training
 
 
 def main() -> None:

@@ -4,6 +4,10 @@ Every non-2xx answer becomes an `ApiError(status, code, message)` built from the
 `{"error": {"code", "message", "retryable"}}`; a platform that cannot be reached is `ApiError(0, ...)`.
 Every POST carries an `Idempotency-Key` (a fresh one unless the caller passes its own, so a retried click
 can reuse it). The API key never appears in `repr()`/`str()` of the client.
+
+The contract's facts (text and upload limits, the models, formats and labels on offer, the pipeline's states,
+prices) are not repeated here: `limits()` reads them from `GET /v1/limits`, and `quote()` asks the platform's
+one price function what a call will cost.
 """
 
 from __future__ import annotations
@@ -11,18 +15,13 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast, get_type_hints, is_typeddict
 
 import httpx
 
 DEFAULT_BASE_URL = "http://127.0.0.1:3000"
 
 Role = Literal["creator", "consumer"]
-Visibility = Literal["public", "unlisted", "private"]
-AudioFormat = Literal["wav", "mp3", "flac", "opus", "pcm"]
-PersonaStatus = Literal[
-    "uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live", "failed", "revoked"
-]
 
 
 class Account(TypedDict):
@@ -198,6 +197,92 @@ class VoiceLabel(TypedDict, total=False):
     language: str
 
 
+class Range(TypedDict):
+    min: float
+    max: float
+
+
+class TtsLimits(TypedDict):
+    maxChars: int
+    models: list[str]
+    formats: list[str]
+    speed: Range
+    volume: Range
+    instructionMaxChars: int
+    instructionModels: list[str]  # these take `instruction`; the others take a voice label
+    voiceLabels: dict[str, list[str]]  # kind (language, emotion, style) → the values allowed
+
+
+class UploadLimits(TypedDict):
+    maxBytes: int
+    minSeconds: float
+    maxSeconds: float
+    formats: list[str]
+
+
+class PersonaLimits(TypedDict):
+    nameMaxChars: int
+    descriptionMaxChars: int
+    promptMaxChars: int
+    transcriptMaxChars: int
+    sampleTextMaxChars: int
+    maxTags: int
+    tagMaxChars: int
+    languages: list[str]
+    visibilities: list[str]
+    models: list[str]
+
+
+class Prices(TypedDict):
+    currency: str
+    unit: str
+    microPerUnit: int
+    listPricePer10kChars: dict[str, int]
+    creatorShareBps: int
+    rounding: str
+
+
+class PipelineLimits(TypedDict):
+    states: list[str]  # the steps in order, the last one "live"
+    finalStates: list[str]
+
+
+class Limits(TypedDict):
+    """`GET /v1/limits`: every limit, choice and state the UI shows, as the platform enforces them."""
+
+    tts: TtsLimits
+    upload: UploadLimits
+    persona: PersonaLimits
+    prices: Prices
+    pipeline: PipelineLimits
+
+
+class Quote(TypedDict):
+    """`GET /voices/{id}/quote?chars=N`: what a call of N characters costs, in integer micro-units."""
+
+    voiceId: str
+    chars: int
+    model: str
+    unitPrice: int
+    amount: int
+    currency: str
+
+
+def _missing_fields(value: Any, shape: Any, where: str = "") -> list[str]:
+    """The required fields of TypedDict `shape` (recursively) that `value` lacks, as dotted paths."""
+    if not isinstance(value, dict):
+        return [where or "(the body)"]
+    missing: list[str] = []
+    for name, kind in get_type_hints(shape).items():
+        path = f"{where}.{name}" if where else name
+        if name not in value:
+            if name in shape.__required_keys__:
+                missing.append(path)
+        elif is_typeddict(kind):
+            missing += _missing_fields(value[name], kind, path)
+    return missing
+
+
 class ApiError(Exception):
     """A refused or failed platform call: HTTP status (0 = no answer), a stable code and a human message."""
 
@@ -240,6 +325,11 @@ def _error_from(response: httpx.Response) -> ApiError:
         return ApiError(response.status_code, f"http_{response.status_code}", text or "request failed")
 
 
+def base_url_from_env() -> str:
+    """The platform's URL: `VOXPERSONA_API_URL`, or 127.0.0.1:3000."""
+    return os.environ.get("VOXPERSONA_API_URL", DEFAULT_BASE_URL).rstrip("/")
+
+
 class PlatformClient:
     """One method per platform route. Use as a context manager or call `close()`."""
 
@@ -258,7 +348,7 @@ class PlatformClient:
     @classmethod
     def from_env(cls, api_key: str | None = None) -> PlatformClient:
         """Base URL from `VOXPERSONA_API_URL` (default 127.0.0.1:3000); the key as given."""
-        return cls(os.environ.get("VOXPERSONA_API_URL", DEFAULT_BASE_URL), api_key)
+        return cls(base_url_from_env(), api_key)
 
     @property
     def has_key(self) -> bool:
@@ -316,6 +406,26 @@ class PlatformClient:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()
 
+    # -- the contract -----------------------------------------------------------------------------------
+
+    def limits(self) -> Limits:
+        """`GET /v1/limits` (no key needed). A body without every documented field is an `invalid_limits`
+        error here, once, rather than a `KeyError` somewhere in a page."""
+        response = self._send("GET", "/v1/limits")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        missing = _missing_fields(body, Limits)
+        if missing:
+            raise ApiError(
+                response.status_code,
+                "invalid_limits",
+                f"GET /v1/limits answered without {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+            )
+        return cast(Limits, body)
+
     # -- accounts ----------------------------------------------------------------------------------------
 
     def sign_up(
@@ -352,7 +462,7 @@ class PlatformClient:
         file_id: str,
         name: str,
         consent: Consent,
-        visibility: Visibility = "public",
+        visibility: str | None = None,  # None: the platform's default
         description: str | None = None,
         persona_prompt: str | None = None,
         tags: list[str] | None = None,
@@ -372,8 +482,9 @@ class PlatformClient:
             "model": model,
             "text": text,
             "sampleText": sample_text,
+            "visibility": visibility,
         }
-        body: dict[str, Any] = {"fileId": file_id, "name": name, "visibility": visibility, "consent": consent}
+        body: dict[str, Any] = {"fileId": file_id, "name": name, "consent": consent}
         body.update({k: v for k, v in optional.items() if v not in (None, "", [])})
         return cast(VoiceCreated, self._json("POST", "/voices", json=body, idempotency_key=idempotency_key))
 
@@ -404,6 +515,10 @@ class PlatformClient:
     def revoke_voice(self, voice_id: str) -> Revoked:
         return cast(Revoked, self._json("DELETE", f"/voices/{voice_id}"))
 
+    def quote(self, voice_id: str, chars: int) -> Quote:
+        """What `chars` characters of speech with this persona will cost (the ledger's own price function)."""
+        return cast(Quote, self._json("GET", f"/voices/{voice_id}/quote", params={"chars": chars}))
+
     def get_job(self, job_id: str) -> Job:
         return cast(Job, self._json("GET", f"/jobs/{job_id}"))
 
@@ -415,7 +530,7 @@ class PlatformClient:
         voice: str,
         text: str,
         model: str | None = None,
-        audio_format: AudioFormat | None = None,
+        audio_format: str | None = None,
         speed: float | None = None,
         volume: float | None = None,
         voice_label: VoiceLabel | None = None,

@@ -1,10 +1,11 @@
-"""Money for display: the platform counts integer micro-CNY (1 CNY = 1,000,000); the UI formats it."""
+"""Money for display only: the platform counts integer micro-CNY (1 CNY = 1,000,000) and prices every call
+itself (`GET /voices/{id}/quote`, the ledger); the UI formats its amounts and never computes one."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal, InvalidOperation
 
-MICRO_PER_CNY = 1_000_000
+MICRO_PER_CNY = 1_000_000  # the API's money unit ("unit": "micro"; GET /v1/limits → prices.microPerUnit)
 
 
 def format_cny(micro: int) -> str:
@@ -16,15 +17,14 @@ def format_cny(micro: int) -> str:
 
 
 def cny_to_micro(cny: float | str | Decimal) -> int:
-    """A price typed in yuan → integer micro-CNY (rounded half-up; decimal arithmetic, never float)."""
-    return int((Decimal(str(cny)) * MICRO_PER_CNY).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def micro_to_cny(micro: int) -> float:
-    """For number inputs only (which need a float); never for arithmetic."""
-    return float(Decimal(micro) / MICRO_PER_CNY)
-
-
-def estimated_cost(chars: int, price_per_10k_chars: int) -> int:
-    """What `chars` characters cost at a persona's list price, in micro-CNY (the ledger's amount wins)."""
-    return (chars * price_per_10k_chars + 5_000) // 10_000
+    """A price the user typed in yuan → integer micro-CNY, exactly: a fraction of a micro-yuan is refused
+    (`ValueError`) rather than rounded."""
+    try:
+        micro = Decimal(str(cny)) * MICRO_PER_CNY
+    except InvalidOperation:
+        raise ValueError(f"{cny!r} is not an amount") from None
+    if not micro.is_finite():
+        raise ValueError(f"{cny!r} is not an amount")
+    if micro != micro.to_integral_value():
+        raise ValueError(f"{cny} has more than 6 decimals")
+    return int(micro)

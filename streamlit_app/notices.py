@@ -7,11 +7,12 @@ import streamlit as st
 from streamlit_app.api_client import ApiError
 
 NEXT_STEP: dict[str, str] = {
-    "file_too_large": "The file is over the upload limit — trim it to 5–10 s of speech.",
-    "unsupported_format": "Upload WAV or MP3 audio.",
-    "corrupt_audio": "The file could not be decoded — export it again as WAV or MP3.",
-    "audio_too_short": "Use at least 5 seconds of speech.",
-    "audio_too_long": "Keep it to 10 seconds or less — trim the recording.",
+    # No numbers here: the limits are the platform's (its message states them, the Create page shows them).
+    "file_too_large": "The file is over the upload limit — trim it to just the seconds of speech needed.",
+    "unsupported_format": "Export the audio in one of the formats the Create page lists.",
+    "corrupt_audio": "The file could not be decoded — export it again.",
+    "audio_too_short": "Use a longer recording of your speech.",
+    "audio_too_long": "Trim the recording.",
     "no_speech": "No speech was found — record in a quiet room and speak clearly.",
     "platform_unreachable": "Is the platform running? Start it with `make run`.",
     "platform_timeout": "The platform is busy — try again in a moment.",

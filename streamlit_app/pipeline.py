@@ -1,11 +1,11 @@
-"""The persona pipeline as a user sees it: ordered steps, progress, and which states are final."""
+"""The persona pipeline as a user sees it: its steps and final states come from the platform
+(`GET /v1/limits` → `pipeline`); this module only names and colours them."""
 
 from __future__ import annotations
 
-STEPS: tuple[str, ...] = ("uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live")
-FINAL_STATES = frozenset({"live", "failed", "revoked"})
+from streamlit_app.api_client import PipelineLimits
 
-STEP_LABELS: dict[str, str] = {
+STEP_LABELS: dict[str, str] = {  # display names; a state the platform adds later shows as its own name
     "uploaded": "Uploaded",
     "validated": "Audio checked",
     "embedded": "Voice embedded",
@@ -24,17 +24,22 @@ STATUS_BADGES: dict[str, str] = {
 }
 
 
-def progress(status: str) -> float:
-    """Fraction of the pipeline done for a persona status (0.0 … 1.0); failed/revoked count as done."""
-    if status in STEPS:
-        return STEPS.index(status) / (len(STEPS) - 1)
-    return 1.0
+def label(state: str) -> str:
+    return STEP_LABELS.get(state, state.replace("_", " ").capitalize())
 
 
-def is_final(status: str) -> bool:
-    return status in FINAL_STATES
+def progress(status: str, pipeline: PipelineLimits) -> float:
+    """Fraction of the pipeline done for a persona status (0.0 … 1.0); final states count as done."""
+    steps = pipeline["states"]
+    if status in steps and len(steps) > 1:
+        return steps.index(status) / (len(steps) - 1)
+    return 1.0 if is_final(status, pipeline) else 0.0
+
+
+def is_final(status: str, pipeline: PipelineLimits) -> bool:
+    return status in pipeline["finalStates"]
 
 
 def badge(status: str) -> str:
     """Markdown badge for a persona status; steps still running show in blue."""
-    return STATUS_BADGES.get(status, f":blue-badge[{STEP_LABELS.get(status, status).lower()}]")
+    return STATUS_BADGES.get(status, f":blue-badge[{label(status).lower()}]")

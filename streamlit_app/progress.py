@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from streamlit_app import session
-from streamlit_app.api_client import ApiError, Persona
+from streamlit_app import contract, session
+from streamlit_app.api_client import ApiError, Persona, PipelineLimits
 from streamlit_app.notices import show_api_error
-from streamlit_app.pipeline import STEP_LABELS, STEPS, is_final, progress
+from streamlit_app.pipeline import is_final, label, progress
 
 POLL_SECONDS = 1.5
 PERSONA_PAGE = "views/persona.py"
@@ -23,7 +23,7 @@ def show_outcome(persona: Persona) -> None:
         st.success(f"**{persona['name']}** is live.", icon=":material/check_circle:")
     elif status == "failed":
         failure: dict[str, Any] = dict(persona.get("failure") or {})
-        step = STEP_LABELS.get(str(failure.get("step")), failure.get("step") or "unknown step")
+        step = label(str(failure["step"])) if failure.get("step") else "unknown step"
         lines = [
             f"Pipeline failed at **{step}**: **`{failure.get('code', 'unknown')}`** — "
             f"{failure.get('message', 'no message')}"
@@ -35,11 +35,12 @@ def show_outcome(persona: Persona) -> None:
         st.warning("This persona was revoked by its creator; it no longer speaks.", icon=":material/block:")
 
 
-def show_steps(status: str) -> None:
-    done = STEPS.index(status) if status in STEPS else -1
+def show_steps(status: str, pipeline: PipelineLimits) -> None:
+    steps = pipeline["states"]
+    done = steps.index(status) if status in steps else -1
     marks = [
-        f"{'✅' if i <= done else ('⏳' if i == done + 1 else '▫️')} {STEP_LABELS[step]}"
-        for i, step in enumerate(STEPS)
+        f"{'✅' if i <= done else ('⏳' if i == done + 1 else '▫️')} {label(step)}"
+        for i, step in enumerate(steps)
     ]
     st.caption(" · ".join(marks))
 
@@ -47,6 +48,7 @@ def show_steps(status: str) -> None:
 @st.fragment(run_every=POLL_SECONDS)
 def follow_pipeline(voice_id: str, job_id: str | None = None) -> None:
     """Poll `GET /voices/{id}` (and the job, for retry counts) until final, then rerun the page."""
+    pipeline = contract.limits()["pipeline"]
     with session.client() as api:
         try:
             persona = api.get_voice(voice_id)
@@ -55,8 +57,8 @@ def follow_pipeline(voice_id: str, job_id: str | None = None) -> None:
             show_api_error(err, context="Could not read the pipeline state")
             return
     status = persona["status"]
-    if is_final(status):
+    if is_final(status, pipeline):
         st.rerun()  # the page now renders the outcome instead of this poller, so polling stops
     attempts = f" (attempt {job['attempts']})" if job and job.get("attempts", 0) > 1 else ""
-    st.progress(progress(status), text=f"{STEP_LABELS.get(status, status)}{attempts} …")
-    show_steps(status)
+    st.progress(progress(status, pipeline), text=f"{label(status)}{attempts} …")
+    show_steps(status, pipeline)

@@ -13,7 +13,7 @@ import torch
 
 from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.harness import EMULATOR_KEY, RunningPlatform, pg_schema, platform_overrides, start_platform
-from scripts.make_voices import DEFAULT_CACHE, VoiceSet, make_voices
+from encoders.voices import DEFAULT_CACHE, VoiceSet, make_voices
 
 # Two cores: keep each test process from oversubscribing them.
 torch.set_num_threads(int(os.environ.get("VOXPERSONA_TEST_THREADS", "1")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,11 +11,28 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bentos.api import routes_accounts, routes_billing, routes_ops, routes_speech, routes_voices
+from bentos.api import (
+    routes_accounts,
+    routes_billing,
+    routes_limits,
+    routes_ops,
+    routes_speech,
+    routes_voices,
+)
 from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
+from bentos.api.views import ErrorEnvelope
 from bentos.core import metrics
-from bentos.core.errors import PlatformError
-from bentos.core.platform import Platform, ServerSettings
+from bentos.core.config import ServerSettings
+from bentos.core.errors import ErrorCode, PlatformError
+from bentos.core.platform import Platform
+
+ROUTERS = (routes_accounts, routes_voices, routes_speech, routes_billing, routes_limits, routes_ops)
+# Every operation documents the one error envelope (this also replaces FastAPI's own 422 schema, which the
+# invalid_request handler below never sends).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "refused: `error.code` says why"},
+    "5XX": {"model": ErrorEnvelope, "description": "our side or the voice provider failed"},
+}
 
 
 def _envelope(status: int, code: str, message: str, retryable: bool = False) -> JSONResponse:
@@ -85,19 +103,20 @@ def create_app(platform: Platform | None) -> FastAPI:
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
             for e in err.errors()[:5]
         )
-        return _envelope(422, "invalid_request", problems or "the request is not valid")
+        return _envelope(422, ErrorCode.INVALID_REQUEST, problems or "the request is not valid")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        codes = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+        code = codes.get(err.status_code, ErrorCode.HTTP_ERROR)
         return _envelope(err.status_code, code, str(err.detail))
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, err: Exception) -> JSONResponse:
         # RequestGuard logs the trace (never into a response) and keeps the connection alive.
-        return _envelope(500, "internal_error", "something went wrong on our side", retryable=True)
+        return _envelope(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side", retryable=True)
 
     app.add_middleware(_Observe)
-    for module in (routes_accounts, routes_voices, routes_speech, routes_billing, routes_ops):
-        app.include_router(module.router)
+    for module in ROUTERS:
+        app.include_router(module.router, responses=ERRORS)
     return app

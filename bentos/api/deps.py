@@ -1,20 +1,24 @@
-"""Request-scoped helpers: the platform, the caller, and idempotent execution of POSTs."""
+"""Request-scoped dependencies (the platform, its parts, the caller) and idempotent execution of JSON POSTs."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
-from bentos.core.accounts import authenticate
-from bentos.core.errors import PlatformError
-from bentos.core.idempotency import IdempotencyStore, StoredResponse
+from bentos.core.accounts import Caller, identify
+from bentos.core.idempotency import JSON, Idempotency, StoredResponse, payload_hash
 from bentos.core.platform import Platform
-from bentos.store.models import Account
+from bentos.core.speech import TextToSpeech
+
+# Documents the scheme in OpenAPI (and /docs); the key itself is checked by `caller`.
+_bearer = HTTPBearer(auto_error=False, description="a platform API key (`vpk_…`), from sign-up")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def platform_of(request: Request) -> Platform:
@@ -22,17 +26,32 @@ def platform_of(request: Request) -> Platform:
     return platform
 
 
-def caller(request: Request) -> Account:
-    with platform_of(request).sessions() as session:
-        return authenticate(session, request.headers.get("authorization"))
+PlatformDep = Annotated[Platform, Depends(platform_of)]
 
 
-def optional_caller(request: Request) -> Account | None:
-    return caller(request) if request.headers.get("authorization") else None
+def caller(request: Request, platform: PlatformDep, _: Bearer) -> Caller:
+    return identify(platform.sessions, request.headers.get("authorization"))
 
 
-def body_hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+def optional_caller(request: Request, platform: PlatformDep, _: Bearer) -> Caller | None:
+    return caller(request, platform, _) if request.headers.get("authorization") else None
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
+
+
+def text_to_speech(platform: PlatformDep) -> TextToSpeech:
+    return TextToSpeech(
+        platform.sessions,
+        platform.blobs,
+        platform.async_provider,
+        platform.prices,
+        platform.server.tts_max_chars,
+    )
+
+
+SpeechDep = Annotated[TextToSpeech, Depends(text_to_speech)]
 
 
 def anonymous_ref(request: Request) -> str:
@@ -42,49 +61,47 @@ def anonymous_ref(request: Request) -> str:
     return "anon:" + hashlib.sha256(who.encode()).hexdigest()[:40]
 
 
+def replayed(stored: StoredResponse) -> Response:
+    return Response(
+        stored.body,
+        stored.status_code,
+        media_type=stored.content_type,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def body_hash(body: BaseModel) -> str:
+    return payload_hash(body.model_dump())
+
+
+def _json(status: int, answer: BaseModel) -> JSONResponse:
+    return JSONResponse(answer.model_dump(mode="json", by_alias=True), status)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
 def idempotent(
     request: Request,
     account_ref: str,
     route: str,
-    req_hash: str,
-    produce: Callable[[], tuple[int, Any]],
-    replayable: Callable[[Any], Any] | None = None,
+    fingerprint: str,
+    produce: Callable[[], tuple[int, M]],
+    replayable: Callable[[M], M] | None = None,
 ) -> Response:
-    """Run `produce` (→ status, JSON payload) at most once per Idempotency-Key; replays return the stored answer.
+    """Run `produce` (→ status, response model) at most once per Idempotency-Key; replays get the stored answer.
 
-    Client errors are stored too (the same request would fail the same way); retryable ones free the key.
-    `replayable(payload)` is what gets stored for replays: use it to leave secrets out (they are shown once).
+    `fingerprint` identifies the request (a hash of its body). `replayable(answer)` is what gets stored for
+    replays: use it to leave secrets out (they are shown once).
     """
     key = request.headers.get("idempotency-key")
-    if key is None:
-        status, payload = produce()
-        return JSONResponse(payload, status_code=status)
-    store = IdempotencyStore(platform_of(request).sessions)
-    stored = store.begin(key, account_ref, route, req_hash)
+    claim = Idempotency(platform_of(request).sessions, key, account_ref, route, fingerprint)
+    stored = claim.begin()
     if stored is not None:
-        return Response(
-            stored.body,
-            stored.status_code,
-            media_type=stored.content_type,
-            headers={"Idempotent-Replayed": "true"},
-        )
-    try:
-        status, payload = produce()
-    except PlatformError as err:
-        if err.retryable or err.status >= 500:
-            store.abandon(key, account_ref, route)
-        else:
-            store.finish(
-                key,
-                account_ref,
-                route,
-                StoredResponse(err.status, json.dumps(err.envelope()).encode(), "application/json"),
-            )
-        raise
-    except BaseException:
-        store.abandon(key, account_ref, route)
-        raise
-    response = JSONResponse(payload, status_code=status)
-    stored_body = bytes(JSONResponse(replayable(payload)).body) if replayable else bytes(response.body)
-    store.finish(key, account_ref, route, StoredResponse(status, stored_body, "application/json"))
+        return replayed(stored)
+    with claim.attempt():
+        status, answer = produce()
+        response = _json(status, answer)
+        kept = _json(status, replayable(answer)) if replayable else response
+    claim.finish(StoredResponse(status, bytes(kept.body), JSON))
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -15,3 +16,16 @@ def load_config(overrides: Sequence[str] | None = None) -> DictConfig:
     """Compose configs/config.yaml with overrides (`db=postgres`, `data_dir=/tmp/x`, `encoder.dim=512`)."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides or []))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """configs/server/default.yaml (here, not with the platform: `make run` reads it without importing the
+    platform and its models)."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    frontend_port: int = 8501
+    public_base_url: str = "http://127.0.0.1:3000"
+    max_upload_bytes: int = 20 * 1024 * 1024
+    tts_max_chars: int = 1000

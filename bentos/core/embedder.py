@@ -57,26 +57,21 @@ def from_result(result: EmbeddingResult | dict[str, Any]) -> Embedding:
 
 
 class RemoteEmbedder:
-    """Through the BentoML SpeakerEncoder service dependency: `call_async` is its `to_async.embed`,
-    `call_sync` its `to_sync.embed` (a blocking HTTP client, safe from worker threads)."""
+    """Through the BentoML SpeakerEncoder service dependency: `call_async` is its `to_async.embed`, bound to
+    the server's event loop `loop`. Worker threads (the pipeline) submit their calls to that loop: BentoML's
+    own sync client only works from AnyIO worker threads."""
 
     def __init__(
         self,
         call_async: Callable[[list[np.ndarray]], Awaitable[Any]],
-        call_sync: Callable[[list[np.ndarray]], Any],
+        loop: asyncio.AbstractEventLoop,
         attempts: int = 3,
+        timeout_s: float = 300.0,
     ) -> None:
-        self._call_async, self._call_sync, self._attempts = call_async, call_sync, attempts
+        self._call_async, self._loop, self._attempts, self._timeout_s = call_async, loop, attempts, timeout_s
 
     def embed(self, clip: AudioClip) -> Embedding:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return from_result(self._call_sync([clip.samples])[0])
-            except (ConnectionError, OSError, RuntimeError) as exc:  # a swapped or reset dependency session
-                if attempt == self._attempts:
-                    raise
-                log.warning("encoder service call failed (attempt %d): %r", attempt, exc)
-        raise AssertionError("unreachable")
+        return asyncio.run_coroutine_threadsafe(self.aembed(clip), self._loop).result(self._timeout_s)
 
     async def aembed(self, clip: AudioClip) -> Embedding:
         results = await embed_with_retry(self._call_async, [clip.samples], attempts=self._attempts)

@@ -1,13 +1,69 @@
-"""The platform's one error type and the mapping from each boundary's errors to it (HTTP happens once, in api/)."""
+"""The platform's one error type, its codes, and the mapping from each boundary's errors to it (HTTP happens once,
+in api/)."""
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from encoders.audio import AudioError
 
 if TYPE_CHECKING:
     from bentos.stepfun.errors import StepFunError
+
+
+class ErrorCode(enum.StrEnum):
+    """Every code a client can meet in the error envelope (and in a persona's `failure.code`)."""
+
+    # the request itself
+    INVALID_REQUEST = "invalid_request"
+    REQUEST_TOO_LARGE = "request_too_large"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    HTTP_ERROR = "http_error"
+    # who is asking
+    UNAUTHENTICATED = "unauthenticated"
+    INVALID_API_KEY = "invalid_api_key"
+    FORBIDDEN = "forbidden"
+    # accounts
+    INVALID_NAME = "invalid_name"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_ROLE = "invalid_role"
+    INVALID_WALLET = "invalid_wallet"
+    EMAIL_TAKEN = "email_taken"
+    # idempotency keys
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
+    # uploads (the audio intake's codes, encoders.audio.AudioError)
+    AMBIGUOUS_UPLOAD = "ambiguous_upload"
+    FILE_TOO_LARGE = "file_too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT_AUDIO = "corrupt_audio"
+    AUDIO_TOO_SHORT = "audio_too_short"
+    AUDIO_TOO_LONG = "audio_too_long"
+    NO_SPEECH = "no_speech"
+    BLOB_MISSING = "blob_missing"
+    BLOB_CORRUPT = "blob_corrupt"
+    # personas and speech
+    CONSENT_REQUIRED = "consent_required"
+    INVALID_PERSONA = "invalid_persona"
+    VOICE_REVOKED = "voice_revoked"
+    VOICE_NOT_READY = "voice_not_ready"
+    INVALID_TEXT = "invalid_text"
+    # the voice provider (provider_failure)
+    PROVIDER_MISCONFIGURED = "provider_misconfigured"
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    CONTENT_BLOCKED = "content_blocked"
+    PROVIDER_INPUT_INVALID = "provider_input_invalid"
+    PROVIDER_BAD_RESPONSE = "provider_bad_response"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # billing
+    PAYOUT_WALLET_MISSING = "payout_wallet_missing"
+    NOTHING_TO_SETTLE = "nothing_to_settle"
+    # ours
+    INTERNAL_ERROR = "internal_error"
 
 
 class PlatformError(Exception):
@@ -21,38 +77,59 @@ class PlatformError(Exception):
         self.retryable = retryable
 
     def envelope(self) -> dict[str, dict[str, object]]:
-        return {"error": {"code": self.code, "message": self.message, "retryable": self.retryable}}
+        return {"error": {"code": str(self.code), "message": self.message, "retryable": self.retryable}}
 
 
 def not_found(what: str) -> PlatformError:
-    return PlatformError("not_found", f"{what} was not found", 404)
+    return PlatformError(ErrorCode.NOT_FOUND, f"{what} was not found", 404)
 
 
 def forbidden(message: str) -> PlatformError:
-    return PlatformError("forbidden", message, 403)
+    return PlatformError(ErrorCode.FORBIDDEN, message, 403)
 
 
 def from_audio_error(err: AudioError) -> PlatformError:
     status = 413 if err.code == "file_too_large" else 415 if err.code == "unsupported_format" else 422
-    return PlatformError(err.code, err.message, status)
+    return PlatformError(ErrorCode(err.code), err.message, status)
+
+
+@dataclass(frozen=True)
+class ProviderFailure:
+    """What a StepFun failure means for our callers: the same code on /tts and in a persona's failure."""
+
+    code: ErrorCode
+    message: str
+    status: int
+    retryable: bool
+
+
+def provider_failure(err: StepFunError) -> ProviderFailure:
+    """Map a StepFun failure to platform terms (never the provider key, never a trace). Whether retrying can
+    help is the StepFun boundary's judgement (`err.retryable`); the code says what happened."""
+    from bentos.stepfun import errors as sf
+
+    def failure(code: ErrorCode, message: str, status: int) -> ProviderFailure:
+        return ProviderFailure(code, message, status, err.retryable)
+
+    if isinstance(err, sf.ProviderConfigError):  # our key or balance: the operator must act
+        return failure(
+            ErrorCode.PROVIDER_MISCONFIGURED, "the voice provider is misconfigured; we have been alerted", 503
+        )
+    if isinstance(err, sf.RateLimited):
+        return failure(ErrorCode.PROVIDER_RATE_LIMITED, "the voice provider is busy; retry shortly", 429)
+    if isinstance(err, sf.ContentBlocked):
+        return failure(ErrorCode.CONTENT_BLOCKED, "the text was refused by content moderation", 451)
+    if isinstance(err, sf.InputRejected):
+        return failure(
+            ErrorCode.PROVIDER_INPUT_INVALID, f"the voice provider refused the request: {err.message}", 422
+        )
+    if isinstance(err, sf.ProviderProtocolError):
+        return failure(
+            ErrorCode.PROVIDER_BAD_RESPONSE, "the voice provider gave an answer we can't read", 502
+        )
+    return failure(ErrorCode.PROVIDER_UNAVAILABLE, "the voice provider is not answering; retry shortly", 503)
 
 
 def from_provider_error(err: StepFunError) -> PlatformError:
-    """Map a StepFun failure to what our caller sees (never the provider key, never a trace)."""
-    from bentos.stepfun import errors as sf
-
-    if isinstance(err, sf.ProviderConfigError):
-        return PlatformError(
-            "provider_unavailable", "the voice provider is misconfigured; we have been alerted", 503
-        )
-    if isinstance(err, sf.RateLimited):
-        return PlatformError("provider_rate_limited", "the voice provider is busy; retry shortly", 429, True)
-    if isinstance(err, sf.ContentBlocked):
-        return PlatformError("content_blocked", "the text was refused by content moderation", 451)
-    if isinstance(err, sf.InputRejected):
-        return PlatformError(
-            "provider_input_invalid", f"the voice provider refused the request: {err.message}", 422
-        )
-    return PlatformError(
-        "provider_unavailable", "the voice provider is not answering; retry shortly", 503, True
-    )
+    failure = provider_failure(err)
+    return PlatformError(failure.code, failure.message, failure.status, failure.retryable)

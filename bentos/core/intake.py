@@ -8,18 +8,22 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import get_args
 
+import anyio.to_thread
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.core.accounts import Caller
 from bentos.core.embedder import Embedder
-from bentos.core.errors import PlatformError, from_audio_error, not_found
+from bentos.core.errors import ErrorCode, PlatformError, from_audio_error, not_found
 from bentos.core.ids import new_id
 from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
 from bentos.store.models import Account, EmbeddingRow, Persona, StoredFile
 from encoders import AudioClip, AudioError, AudioSettings, Embedding, load_audio
+from encoders.audio import AudioFormat
 from encoders.impersonation import nearest_other_creator
 
 review_log = logging.getLogger("bentos.review")  # impersonation hits, for human review
@@ -35,10 +39,54 @@ class ImpersonationHit:
 
 
 @dataclass(frozen=True)
+class UploadedFile:
+    """An accepted upload as its owner sees it."""
+
+    file_id: str
+    step_file_id: str | None
+    duration: float  # seconds, after trimming silence
+    sample_rate: int  # as uploaded
+    channels: int
+    format: AudioFormat  # decided from the content
+    hints: list[str]  # quality hints that did not reject it (low rate, clipping…)
+    sha256: str
+    impersonation: ImpersonationHit | None
+
+
+@dataclass(frozen=True)
 class AcceptedUpload:
     file: StoredFile
     created: bool  # False: the owner had uploaded these exact bytes before
     impersonation: ImpersonationHit | None
+
+    @property
+    def uploaded(self) -> UploadedFile:
+        f = self.file
+        return UploadedFile(
+            f.id,
+            f.step_file_id,
+            round(f.duration, 3),
+            f.sample_rate,
+            f.channels,
+            f.format,  # type: ignore[arg-type]  # written from AudioClip.format
+            list(f.hints or []),
+            f.sha256,
+            self.impersonation,
+        )
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What POST /files accepts (GET /v1/limits)."""
+
+    max_bytes: int
+    min_seconds: float
+    max_seconds: float
+    formats: list[str]
+
+
+def upload_limits(max_bytes: int, audio: AudioSettings) -> UploadLimits:
+    return UploadLimits(max_bytes, audio.min_seconds, audio.max_seconds, list(get_args(AudioFormat)))
 
 
 def sanitize_name(name: str | None) -> str:
@@ -94,7 +142,7 @@ def accept_upload(
     blobs: BlobStore,
     embedder: Embedder,
     audio: AudioSettings,
-    owner: Account,
+    owner: Caller | Account,
     data: bytes,
     filename: str | None,
     impersonation_threshold: float | None,
@@ -129,7 +177,7 @@ def accept_upload(
 
 
 def owned_upload_clip(
-    sessions: sessionmaker[Session], blobs: BlobStore, audio: AudioSettings, owner: Account, file_id: str
+    sessions: sessionmaker[Session], blobs: BlobStore, audio: AudioSettings, owner: Caller, file_id: str
 ) -> AudioClip:
     """The decoded audio of one of `owner`'s uploads (404 for anyone else's, or a deleted one)."""
     with sessions() as session:
@@ -139,5 +187,19 @@ def owned_upload_clip(
     try:
         data = blobs.get(upload.blob_key)
     except KeyError:
-        raise PlatformError("blob_missing", "the uploaded audio is no longer stored", 410) from None
+        raise PlatformError(ErrorCode.BLOB_MISSING, "the uploaded audio is no longer stored", 410) from None
     return decode(data, audio)
+
+
+async def embed_upload(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    audio: AudioSettings,
+    embedder: Embedder,
+    owner: Caller,
+    file_id: str,
+) -> Embedding:
+    """Embed one of `owner`'s uploads. Served by BentoML, this goes through the SpeakerEncoder service, batched
+    with concurrent calls; decoding runs in a worker thread."""
+    clip = await anyio.to_thread.run_sync(owned_upload_clip, sessions, blobs, audio, owner, file_id)
+    return await embedder.aembed(clip)

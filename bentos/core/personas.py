@@ -1,26 +1,131 @@
-"""Personas: creation from an accepted upload, visibility rules, discovery and revocation."""
+"""Personas: creation from an accepted upload, visibility rules, what callers see of them (card, detail,
+provenance, discovery), their pipeline job, and revocation."""
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+import numpy as np
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bentos.chain.outbox import Outbox
-from bentos.core.errors import PlatformError, forbidden, not_found
+from bentos.billing.pricing import PriceBook
+from bentos.chain.outbox import Outbox, OutboxStatus
+from bentos.chain.registry import ChainRegistry
+from bentos.core.accounts import Caller, Role
+from bentos.core.errors import ErrorCode, PlatformError, forbidden, not_found
 from bentos.core.ids import new_id
 from bentos.core.speakable import unspeakable
+from bentos.stepfun.models import MAX_SAMPLE_TEXT_CHARS
 from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
-from bentos.store.models import Account, EmbeddingRow, Job, Persona, StoredFile, VoiceClone, utcnow
+from bentos.store.models import (
+    Account,
+    EmbeddingRow,
+    Job,
+    OutboxItem,
+    Persona,
+    StoredFile,
+    VoiceClone,
+    utcnow,
+)
+from encoders import embedding_hash
 
-VISIBILITIES = ("public", "unlisted", "private")
+
+class PersonaState(enum.StrEnum):
+    """Where a persona is: the pipeline's steps in order, then the two ends other than `live`."""
+
+    UPLOADED = "uploaded"
+    VALIDATED = "validated"
+    EMBEDDED = "embedded"
+    REGISTERED = "registered"
+    CLONED = "cloned"
+    PREVIEWED = "previewed"
+    LIVE = "live"
+    FAILED = "failed"
+    REVOKED = "revoked"
+
+
+PIPELINE_STATES = tuple(s for s in PersonaState if s not in (PersonaState.FAILED, PersonaState.REVOKED))
+FINAL_STATES = (PersonaState.LIVE, PersonaState.FAILED, PersonaState.REVOKED)
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"  # listed in discovery
+    UNLISTED = "unlisted"  # anyone with the id
+    PRIVATE = "private"  # its creator only
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DiscoverySort(enum.StrEnum):
+    POPULAR = "popular"  # most called first
+    NEW = "new"
+
+
+VISIBILITIES = tuple(Visibility)
 CLONE_MODELS = ("step-tts-mini", "step-tts-2", "stepaudio-2.5-tts")
 LANGUAGES = ("en", "zh")
-PIPELINE_STATES = ("uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live")
-TERMINAL_STATES = ("live", "failed", "revoked")
+NAME_MAX_CHARS = 80
+DESCRIPTION_MAX_CHARS = 2_000
+PROMPT_MAX_CHARS = 4_000
+TRANSCRIPT_MAX_CHARS = 1_000  # what 5–10 s of speech can say, with room to spare
+SAMPLE_TEXT_MAX_CHARS = MAX_SAMPLE_TEXT_CHARS
+MAX_TAGS = 10
+TAG_MAX_CHARS = 30
+MAX_PRICE_PER_10K = 10**12
+_TAG = re.compile(rf"[\w\- ]{{1,{TAG_MAX_CHARS}}}")
+
+
+@dataclass(frozen=True)
+class PersonaLimits:
+    """What a creator may submit (GET /v1/limits); `_check` enforces exactly these."""
+
+    name_max_chars: int
+    description_max_chars: int
+    prompt_max_chars: int
+    transcript_max_chars: int
+    sample_text_max_chars: int
+    max_tags: int
+    tag_max_chars: int
+    languages: list[str]
+    visibilities: list[Visibility]
+    models: list[str]
+
+
+def persona_limits(prices: PriceBook) -> PersonaLimits:
+    return PersonaLimits(
+        NAME_MAX_CHARS,
+        DESCRIPTION_MAX_CHARS,
+        PROMPT_MAX_CHARS,
+        TRANSCRIPT_MAX_CHARS,
+        SAMPLE_TEXT_MAX_CHARS,
+        MAX_TAGS,
+        TAG_MAX_CHARS,
+        list(LANGUAGES),
+        list(VISIBILITIES),
+        [m for m in CLONE_MODELS if m in prices.list_price_per_10k],  # start_persona needs a list price
+    )
+
+
+@dataclass(frozen=True)
+class PipelineStates:
+    """The states a persona walks through, in order, and those it stays in."""
+
+    states: list[PersonaState]
+    final_states: list[PersonaState]
+
+
+PIPELINE = PipelineStates(list(PIPELINE_STATES), list(FINAL_STATES))
 
 
 @dataclass
@@ -31,7 +136,7 @@ class PersonaDraft:
     name: str
     consent_attested: bool
     consent_statement: str
-    visibility: str = "private"
+    visibility: str = Visibility.PRIVATE
     description: str = ""
     persona_prompt: str = ""
     tags: list[str] = field(default_factory=list)
@@ -46,37 +151,39 @@ def _check(draft: PersonaDraft) -> None:
     problems = []
     if not draft.consent_attested or len(draft.consent_statement.strip()) < 10:
         raise PlatformError(
-            "consent_required",
+            ErrorCode.CONSENT_REQUIRED,
             "attest that this is your own voice (or that you have the speaker's consent) with a statement",
             422,
         )
-    if not 1 <= len(draft.name.strip()) <= 80:
-        problems.append("name must be 1–80 characters")
+    if not 1 <= len(draft.name.strip()) <= NAME_MAX_CHARS:
+        problems.append(f"name must be 1–{NAME_MAX_CHARS} characters")
     if draft.visibility not in VISIBILITIES:
         problems.append(f"visibility must be one of {', '.join(VISIBILITIES)}")
     if draft.model not in CLONE_MODELS:
         problems.append(f"model must be one of {', '.join(CLONE_MODELS)}")
     if draft.language not in LANGUAGES:
         problems.append(f"language must be one of {', '.join(LANGUAGES)}")
-    if len(draft.tags) > 10 or any(not re.fullmatch(r"[\w\- ]{1,30}", t) for t in draft.tags):
-        problems.append("at most 10 tags of 1–30 letters, digits, spaces or dashes")
-    if draft.sample_text is not None and len(draft.sample_text) > 50:
-        problems.append("sampleText must be at most 50 characters")
+    if len(draft.tags) > MAX_TAGS or any(not _TAG.fullmatch(t) for t in draft.tags):
+        problems.append(f"at most {MAX_TAGS} tags of 1–{TAG_MAX_CHARS} letters, digits, spaces or dashes")
+    if draft.sample_text is not None and len(draft.sample_text) > SAMPLE_TEXT_MAX_CHARS:
+        problems.append(f"sampleText must be at most {SAMPLE_TEXT_MAX_CHARS} characters")
     elif draft.sample_text is not None and unspeakable(draft.sample_text):
         problems.append(f"sampleText {unspeakable(draft.sample_text)}")
-    if draft.price_per_10k_chars is not None and not 0 <= draft.price_per_10k_chars <= 10**12:
+    if draft.price_per_10k_chars is not None and not 0 <= draft.price_per_10k_chars <= MAX_PRICE_PER_10K:
         problems.append("pricePer10kChars must be a non-negative integer (micro-CNY)")
-    if len(draft.description) > 2000 or len(draft.persona_prompt) > 4000:
-        problems.append("description ≤ 2000 and personaPrompt ≤ 4000 characters")
+    if len(draft.description) > DESCRIPTION_MAX_CHARS or len(draft.persona_prompt) > PROMPT_MAX_CHARS:
+        problems.append(
+            f"description ≤ {DESCRIPTION_MAX_CHARS} and personaPrompt ≤ {PROMPT_MAX_CHARS} characters"
+        )
     if problems:
-        raise PlatformError("invalid_persona", "; ".join(problems), 422)
+        raise PlatformError(ErrorCode.INVALID_PERSONA, "; ".join(problems), 422)
 
 
 def create_persona(
-    session: Session, creator: Account, draft: PersonaDraft, list_price: int
+    session: Session, creator: Caller | Account, draft: PersonaDraft, list_price: int
 ) -> tuple[Persona, Job]:
     """Insert the persona in state 'uploaded' and its pipeline job (the caller enqueues after commit)."""
-    if creator.role not in ("creator", "admin"):
+    if creator.role not in (Role.CREATOR, Role.ADMIN):
         raise forbidden("only creator accounts can create personas")
     _check(draft)
     upload = session.get(StoredFile, draft.file_id)
@@ -99,17 +206,42 @@ def create_persona(
         model=draft.model,
         transcript=draft.transcript,
         sample_text=draft.sample_text,
-        state="uploaded",
+        state=PersonaState.UPLOADED,
     )
     session.add(persona)
     session.flush()
-    job = Job(id=new_id("job"), persona_id=persona.id, status="queued")
+    job = Job(id=new_id("job"), persona_id=persona.id, status=JobStatus.QUEUED)
     session.add(job)
     session.flush()
     return persona, job
 
 
-def visible_persona(session: Session, persona_id: str, caller: Account | None) -> Persona:
+@dataclass(frozen=True)
+class StartedPersona:
+    voice_id: str
+    status: PersonaState
+    job_id: str
+
+
+def start_persona(
+    sessions: sessionmaker[Session],
+    prices: PriceBook,
+    enqueue: Callable[[str], object],
+    creator: Caller,
+    draft: PersonaDraft,
+) -> StartedPersona:
+    """Create the persona at the model's list price (unless the draft sets one) and start its pipeline."""
+    if draft.model not in prices.list_price_per_10k:
+        models = sorted(prices.list_price_per_10k)
+        raise PlatformError(ErrorCode.INVALID_PERSONA, f"model must be one of {models}", 422)
+    with sessions.begin() as session:
+        persona, job = create_persona(session, creator, draft, prices.list_price(draft.model))
+        started = StartedPersona(persona.id, PersonaState(persona.state), job.id)
+    enqueue(started.voice_id)  # after the commit: a worker must find the row
+    return started
+
+
+def visible_persona(session: Session, persona_id: str, caller: Caller | None) -> Persona:
     """The persona if `caller` may see it: public and unlisted for anyone with the id, private for its creator.
 
     A private persona looks exactly like a missing one to others (404), so ids can't be probed.
@@ -117,62 +249,333 @@ def visible_persona(session: Session, persona_id: str, caller: Account | None) -
     persona = session.get(Persona, persona_id)
     if persona is None:
         raise not_found(f"voice {persona_id}")
-    if persona.visibility == "private" and (caller is None or caller.id != persona.creator_id):
+    if persona.visibility == Visibility.PRIVATE and (caller is None or caller.id != persona.creator_id):
         raise not_found(f"voice {persona_id}")
     return persona
 
 
-def callable_persona(session: Session, persona_id: str, caller: Account) -> Persona:
+def callable_persona(session: Session, persona_id: str, caller: Caller) -> Persona:
     persona = visible_persona(session, persona_id, caller)
     if persona.revoked_at is not None:
-        raise PlatformError("voice_revoked", "this voice was revoked by its creator", 410)
-    if persona.state != "live":
+        raise PlatformError(ErrorCode.VOICE_REVOKED, "this voice was revoked by its creator", 410)
+    if persona.state != PersonaState.LIVE:
         raise PlatformError(
-            "voice_not_ready", f"this voice is not live yet (state: {persona.state})", 409, True
+            ErrorCode.VOICE_NOT_READY, f"this voice is not live yet (state: {persona.state})", 409, True
         )
     return persona
 
 
-def owned_persona(session: Session, persona_id: str, caller: Account) -> Persona:
+def owned_persona(session: Session, persona_id: str, caller: Caller) -> Persona:
     persona = visible_persona(session, persona_id, caller)
     if persona.creator_id != caller.id:
         raise forbidden("only the persona's creator can change or delete it")
     return persona
 
 
-def discover(
-    session: Session,
-    caller: Account | None,
-    q: str | None,
-    tag: str | None,
-    language: str | None,
-    sort: str,
-    limit: int,
-    offset: int,
-) -> tuple[list[Persona], int]:
-    """Public live personas (plus the caller's own of any visibility and state), filtered and sorted."""
-    visible: ColumnElement[bool] = (Persona.visibility == "public") & (Persona.state == "live")
+# --- what callers see --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatorRef:
+    id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a pipeline step failed, and whether it is retried (or revived later)."""
+
+    step: PersonaState | None
+    code: str
+    message: str | None
+    retryable: bool
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    encoder: str
+    version: str
+    pretrained: bool
+    dim: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainIntent:
+    """An outbox intent as its owner follows it: pending → sent → confirmed (or failed, with a reason)."""
+
+    status: OutboxStatus
+    tx_hash: str | None
+    block_number: int | None
+    error: str | None
+
+    @classmethod
+    def of(cls, item: OutboxItem | None) -> ChainIntent | None:
+        if item is None:
+            return None
+        return cls(OutboxStatus(item.status), item.tx_hash, item.block_number, item.error_code)
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """The other creator's persona an upload sounded like (cosine of the embeddings)."""
+
+    persona_id: str
+    cosine: float | None
+
+
+@dataclass(frozen=True)
+class PersonaCard:
+    """What anyone who may see a persona sees (discovery, GET /voices/{id})."""
+
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    language: str
+    visibility: Visibility
+    status: PersonaState
+    model: str
+    price_per_10k_chars: int
+    calls: int
+    creator: CreatorRef
+    sample_text: str | None
+    sample_audio_url: str | None
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PersonaDetail(PersonaCard):
+    """The card plus what only its creator sees: prompt, pipeline failure, embedding, chain, provider voice."""
+
+    persona_prompt: str
+    notices: list[str]
+    failure: Failure | None
+    embedding: EmbeddingInfo | None
+    chain: ChainIntent | None
+    step_voice_id: str | None
+    clone_duplicated: bool
+    impersonation: LookAlike | None
+
+
+def failure_of(p: Persona) -> Failure | None:
+    if not p.failure_code:
+        return None
+    step = PersonaState(p.failure_step) if p.failure_step else None
+    return Failure(step, p.failure_code, p.failure_message, bool(p.failure_retryable))
+
+
+def _card(p: Persona, creator_name: str | None) -> PersonaCard:
+    return PersonaCard(
+        id=p.id,
+        name=p.name,
+        description=p.description,
+        tags=list(p.tags or []),
+        language=p.language,
+        visibility=Visibility(p.visibility),
+        status=PersonaState(p.state),
+        model=p.model,
+        price_per_10k_chars=p.price_per_10k_chars,
+        calls=p.calls,
+        creator=CreatorRef(p.creator_id, creator_name),
+        sample_text=p.sample_text,
+        sample_audio_url=f"/voices/{p.id}/sample" if p.sample_blob_key else None,
+        created_at=p.created_at,
+        revoked_at=p.revoked_at,
+    )
+
+
+def _detail(session: Session, p: Persona, creator_name: str | None) -> PersonaDetail:
+    emb = _embedding(session, p.id)
+    return PersonaDetail(
+        **vars(_card(p, creator_name)),
+        persona_prompt=p.persona_prompt,
+        notices=list(p.notices or []),
+        failure=failure_of(p),
+        embedding=EmbeddingInfo(emb.encoder, emb.version, emb.pretrained, emb.dim, emb.hash) if emb else None,
+        chain=ChainIntent.of(Outbox.get(session, f"register:{p.id}")),
+        step_voice_id=p.step_voice_id,
+        clone_duplicated=p.clone_duplicated,
+        impersonation=LookAlike(p.impersonation_of, p.impersonation_cosine) if p.impersonation_of else None,
+    )
+
+
+def persona_view(sessions: sessionmaker[Session], persona_id: str, caller: Caller | None) -> PersonaCard:
+    """The persona as `caller` may see it: the detail for its creator, the card for anyone else."""
+    with sessions() as session:
+        persona = visible_persona(session, persona_id, caller)
+        creator_name = session.scalar(select(Account.name).where(Account.id == persona.creator_id))
+        if caller is not None and caller.id == persona.creator_id:
+            return _detail(session, persona, creator_name)
+        return _card(persona, creator_name)
+
+
+def persona_sample(
+    sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, caller: Caller | None
+) -> bytes:
+    """The persona's preview audio (WAV); gone once it is revoked."""
+    with sessions() as session:
+        persona = visible_persona(session, persona_id, caller)
+    if persona.revoked_at is not None or not persona.sample_blob_key:
+        raise not_found(f"a sample of voice {persona_id}")
+    return blobs.get(persona.sample_blob_key)
+
+
+@dataclass(frozen=True)
+class DiscoveryQuery:
+    q: str | None = None
+    tag: str | None = None
+    language: str | None = None
+    sort: DiscoverySort = DiscoverySort.POPULAR
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class PersonaPage:
+    data: list[PersonaCard]
+    total: int
+
+
+def discover(sessions: sessionmaker[Session], caller: Caller | None, query: DiscoveryQuery) -> PersonaPage:
+    """Public live personas (plus the caller's own of any visibility and state), filtered and sorted; the
+    creators' names come with the personas, in one query for the page."""
+    visible: ColumnElement[bool] = (Persona.visibility == Visibility.PUBLIC) & (
+        Persona.state == PersonaState.LIVE
+    )
     if caller is not None:
         visible = or_(visible, Persona.creator_id == caller.id)
-    stmt = select(Persona).where(visible, Persona.revoked_at.is_(None))
-    if q:
-        like = f"%{q.lower()}%"
+    stmt = (
+        select(Persona, Account.name)
+        .outerjoin(Account, Account.id == Persona.creator_id)
+        .where(visible, Persona.revoked_at.is_(None))
+    )
+    if query.q:
+        like = f"%{query.q.lower()}%"
         stmt = stmt.where(
             or_(func.lower(Persona.name).like(like), func.lower(Persona.description).like(like))
         )
-    if language:
-        stmt = stmt.where(Persona.language == language)
-    rows = list(session.scalars(stmt))
-    if tag:  # tags are a JSON list: filtered here to stay portable across SQLite and PostgreSQL
-        rows = [p for p in rows if tag.lower() in (p.tags or [])]
-    if sort == "new":
-        rows.sort(key=lambda p: p.created_at, reverse=True)
+    if query.language:
+        stmt = stmt.where(Persona.language == query.language)
+    with sessions() as session:
+        rows = list(session.execute(stmt).tuples())
+    if query.tag:  # tags are a JSON list: filtered here to stay portable across SQLite and PostgreSQL
+        rows = [(p, name) for p, name in rows if query.tag.lower() in (p.tags or [])]
+    if query.sort == DiscoverySort.NEW:
+        rows.sort(key=lambda row: row[0].created_at, reverse=True)
     else:
-        rows.sort(key=lambda p: (p.calls, p.created_at), reverse=True)
-    return rows[offset : offset + limit], len(rows)
+        rows.sort(key=lambda row: (row[0].calls, row[0].created_at), reverse=True)
+    page = rows[query.offset : query.offset + query.limit]
+    return PersonaPage([_card(p, name) for p, name in page], len(rows))
 
 
-def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, creator: Account) -> None:
+# --- provenance --------------------------------------------------------------------------------------------
+
+
+class ProvenanceStatus(enum.StrEnum):
+    PENDING = "pending"  # not embedded yet, or its registration not mined yet
+    REGISTERED = "registered"
+    REVOKED = "revoked"
+    MISMATCH = "mismatch"  # the stored embedding is not what was registered
+    UNREGISTERED = "unregistered"
+
+
+@dataclass(frozen=True)
+class ChainRecord:
+    contract: str
+    onchain_hash: str | None
+    creator: str | None
+    registered_at: int | None
+    revoked_at: int | None
+    tx_hash: str | None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Is this persona's embedding what was registered on chain, and is it revoked? Before the embedding
+    exists only status, embedding_hash (None) and chain (None) are known."""
+
+    status: ProvenanceStatus
+    embedding_hash: str | None
+    chain: ChainRecord | None
+
+
+@dataclass(frozen=True)
+class VerifiedProvenance(Provenance):
+    encoder: str
+    encoder_version: str
+
+
+def provenance(
+    sessions: sessionmaker[Session],
+    chain: Callable[[], ChainRegistry],
+    persona_id: str,
+    caller: Caller | None,
+) -> Provenance:
+    """Read the chain and recompute the hash from the stored vector, so a tampered row shows up as a mismatch.
+    `chain` connects on first use (a persona without an embedding never needs it)."""
+    with sessions() as session:
+        persona = visible_persona(session, persona_id, caller)
+        emb = _embedding(session, persona.id)
+        intent = Outbox.get(session, f"register:{persona.id}")
+    if emb is None:
+        return Provenance(ProvenanceStatus.PENDING, None, None)
+    current = embedding_hash(np.frombuffer(emb.vector, "<f4")) if emb.vector else emb.hash
+    result = chain().verify(persona.id, current)
+    status = ProvenanceStatus(result.status)
+    in_flight = intent is not None and intent.status in (OutboxStatus.PENDING, OutboxStatus.SENT)
+    if status == ProvenanceStatus.UNREGISTERED and in_flight:
+        status = ProvenanceStatus.PENDING
+    record = ChainRecord(
+        result.contract,
+        result.onchain_hash,
+        result.creator,
+        result.registered_at,
+        result.revoked_at,
+        intent.tx_hash if intent else None,
+    )
+    return VerifiedProvenance(status, current, record, emb.encoder, emb.version)
+
+
+# --- the pipeline job --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    id: str
+    persona_id: str
+    status: JobStatus
+    state: PersonaState | None
+    attempts: int
+    failure: Failure | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+def job_progress(sessions: sessionmaker[Session], job_id: str, caller: Caller) -> JobProgress:
+    """A pipeline run of one of the caller's personas (404 for anyone else's)."""
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        persona = session.get(Persona, job.persona_id) if job else None
+        if job is None or persona is None or persona.creator_id != caller.id:
+            raise not_found(f"job {job_id}")
+        return JobProgress(
+            job.id,
+            job.persona_id,
+            JobStatus(job.status),
+            PersonaState(persona.state),
+            job.attempts,
+            failure_of(persona),
+            job.created_at,
+            job.updated_at,
+        )
+
+
+# --- revocation --------------------------------------------------------------------------------------------
+
+
+def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, creator: Caller) -> None:
     """The creator withdraws a persona: TTS stops at once (one commit), the sample, the vector and — when no
     other persona of theirs uses it — the upload are deleted, and the chain revoke is queued with the change.
 
@@ -184,11 +587,11 @@ def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, c
         if persona.revoked_at is not None:
             return
         persona.revoked_at = utcnow()
-        persona.state = "revoked"
+        persona.state = PersonaState.REVOKED
         if persona.sample_blob_key:
             released.append(persona.sample_blob_key)
             persona.sample_blob_key = None
-        emb = session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona.id))
+        emb = _embedding(session, persona.id)
         if emb is not None:
             emb.vector = None
         upload = session.get(StoredFile, persona.file_id) if persona.file_id else None
@@ -203,6 +606,10 @@ def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, c
         if Outbox.get(session, f"register:{persona.id}") is not None:
             Outbox.enqueue(session, "revoke", {"persona_id": persona.id}, f"revoke:{persona.id}")
     blob_refs.release(sessions, blobs, released)
+
+
+def _embedding(session: Session, persona_id: str) -> EmbeddingRow | None:
+    return session.scalar(select(EmbeddingRow).where(EmbeddingRow.persona_id == persona_id))
 
 
 def _file_in_use(session: Session, file_id: str, except_persona: str) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bentos.chain.outbox import Outbox
 from bentos.core.embedder import Embedder
+from bentos.core.errors import provider_failure
 from bentos.core.ids import new_id
 from bentos.core.jobs import QueueSettings, Retry
 from bentos.stepfun.client import StepFunClient
@@ -118,8 +119,9 @@ class PersonaPipeline:
                     if isinstance(err, ProviderUnavailable)
                     else 0
                 )
-                provider_failure = StepFailed(_provider_code(err), err.message, err.retryable, wait)
-                self._fail_or_retry(persona_id, state, provider_failure)
+                mapped = provider_failure(err)  # stored as the code a /tts caller would see for it
+                step_failure = StepFailed(mapped.code, mapped.message, mapped.retryable, wait)
+                self._fail_or_retry(persona_id, state, step_failure)
                 return
             except Deferred as deferred:
                 raise Retry(deferred.delay_s) from None
@@ -431,7 +433,3 @@ class PersonaPipeline:
     @staticmethod
     def _job(session: Session, persona_id: str) -> Job | None:
         return session.query(Job).filter_by(persona_id=persona_id).order_by(Job.created_at.desc()).first()
-
-
-def _provider_code(err: StepFunError) -> str:
-    return f"provider_{err.code}" if not err.code.startswith("provider") else err.code

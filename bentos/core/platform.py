@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from hydra.utils import instantiate
@@ -21,7 +20,7 @@ from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import OutboxDispatcher
 from bentos.chain.registry import ChainRegistry
 from bentos.core import metrics
-from bentos.core.config import load_config
+from bentos.core.config import ServerSettings, load_config
 from bentos.core.embedder import Embedder, LocalEmbedder
 from bentos.core.encoder_runtime import EncoderChoice, build_from_choice
 from bentos.core.jobs import JobQueue, QueueSettings
@@ -36,18 +35,6 @@ from bentos.store.models import Persona
 from encoders import AudioSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """configs/server/default.yaml."""
-
-    host: str = "127.0.0.1"
-    port: int = 3000
-    frontend_port: int = 8501
-    public_base_url: str = "http://127.0.0.1:3000"
-    max_upload_bytes: int = 20 * 1024 * 1024
-    tts_max_chars: int = 1000
 
 
 def local_embedder(cfg: DictConfig) -> Embedder:

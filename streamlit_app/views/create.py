@@ -1,4 +1,8 @@
-"""Create: upload or record 5–10 s of speech, describe the persona, attest consent, follow the pipeline."""
+"""Create: upload or record a few seconds of speech, describe the persona, attest consent, follow the pipeline.
+
+The upload limits, the form's lengths and choices and the pipeline's steps are the platform's
+(`GET /v1/limits` → `upload`, `persona`, `pipeline`).
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,14 @@ from typing import Any
 
 import streamlit as st
 
-from streamlit_app import session
-from streamlit_app.api_client import ApiError, FileIntake
-from streamlit_app.money import cny_to_micro
+from streamlit_app import contract, session
+from streamlit_app.api_client import ApiError, FileIntake, PersonaLimits, PipelineLimits, Prices, UploadLimits
+from streamlit_app.money import cny_to_micro, format_cny
 from streamlit_app.notices import show_api_error
 from streamlit_app.pipeline import is_final
 from streamlit_app.progress import GENERATE_PAGE, PERSONA_PAGE, follow_pipeline, show_outcome
 from streamlit_app.samples import play_sample
 
-MODELS = ("step-tts-mini", "step-tts-2", "stepaudio-2.5-tts")
-VISIBILITY = {
-    "public": "Public — listed on Discover",
-    "unlisted": "Unlisted — anyone with the id",
-    "private": "Private — only me",
-}
-LANGUAGES = {"en": "English", "zh": "Chinese"}
 CONSENT_STATEMENT = (
     "I am the person speaking in this recording, or I have their explicit permission to create an AI voice "
     "persona from it, and I understand others may call it for speech."
@@ -62,18 +59,33 @@ def show_intake(report: FileIntake) -> None:
         )
 
 
-def audio_step() -> FileIntake | None:
+def audio_step(upload: UploadLimits) -> FileIntake | None:
     st.subheader("1 · Your voice")
+    window, size = contract.duration_window(upload), contract.mib(upload["maxBytes"])
     source = st.radio("Voice sample", ["Upload a file", "Record"], horizontal=True)
     audio: Any
     if source == "Upload a file":
-        audio = st.file_uploader("WAV or MP3 — 5 to 10 seconds of your speech", type=["wav", "mp3"])
+        audio = st.file_uploader(
+            f"{contract.formats_text(upload['formats'])} — {window} of your speech",
+            type=upload["formats"],
+            max_upload_size=contract.upload_mb(upload),
+        )
     else:
-        audio = st.audio_input("Record 5 to 10 seconds — read a sentence or two naturally")
+        audio = st.audio_input(f"Record {window} — read a sentence or two naturally")
+    # Streamlit's own limit text is in whole MB; this is the platform's exact limit.
+    st.caption(f"The platform accepts up to **{size}** per file and **{window}** of speech.")
     if audio is None:
         st.caption("Speak alone, in a quiet room, close to the microphone.")
         return None
-    report = intake(audio.name, audio.getvalue(), audio.type or "application/octet-stream")
+    content = audio.getvalue()
+    if len(content) > upload["maxBytes"]:  # refused here, before sending it
+        st.error(
+            f"**`file_too_large`** — this file is {contract.mib(len(content))}; the platform accepts at most "
+            f"{size}. Trim it to {window} of speech.",
+            icon=":material/error:",
+        )
+        return None
+    report = intake(audio.name, content, audio.type or "application/octet-stream")
     if isinstance(report, ApiError):
         show_api_error(report, context="This audio can't be used")
         return None
@@ -81,31 +93,57 @@ def audio_step() -> FileIntake | None:
     return report
 
 
-def details_step(report: FileIntake | None) -> None:
+def tag_list(tags_text: str) -> list[str]:
+    return [t.strip() for t in tags_text.split(",") if t.strip()]
+
+
+def list_prices(prices: Prices, models: list[str]) -> str:
+    listed = prices["listPricePer10kChars"]
+    return ", ".join(f"{m} {format_cny(listed[m])}" for m in models if m in listed)
+
+
+def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Prices) -> None:
     st.subheader("2 · The persona")
     with st.form("persona"):
-        name = st.text_input("Name *", max_chars=80, placeholder="e.g. Calm Narrator")
-        description = st.text_area("Description", max_chars=500, placeholder="What this voice is good for")
-        persona_prompt = st.text_area(
-            "Persona prompt", max_chars=1000, placeholder="Speaking style, character, pace…"
+        name = st.text_input("Name *", max_chars=persona["nameMaxChars"], placeholder="e.g. Calm Narrator")
+        description = st.text_area(
+            "Description", max_chars=persona["descriptionMaxChars"], placeholder="What this voice is good for"
         )
-        tags_text = st.text_input("Tags", placeholder="comma-separated, e.g. narrator, calm")
+        persona_prompt = st.text_area(
+            "Persona prompt",
+            max_chars=persona["promptMaxChars"],
+            placeholder="Speaking style, character, pace…",
+        )
+        tags_text = st.text_input(
+            "Tags",
+            placeholder="comma-separated, e.g. narrator, calm",
+            help=f"Up to {persona['maxTags']} tags of at most {persona['tagMaxChars']} characters each.",
+        )
         left, middle, right = st.columns(3)
-        language = left.selectbox("Language", list(LANGUAGES), format_func=LANGUAGES.__getitem__)
-        visibility = middle.selectbox("Visibility", list(VISIBILITY), format_func=VISIBILITY.__getitem__)
-        model = right.selectbox("Voice model", MODELS)
+        language = left.selectbox("Language", persona["languages"], format_func=contract.language_name)
+        visibility = middle.selectbox(
+            "Visibility", persona["visibilities"], format_func=contract.visibility_text
+        )
+        model = right.selectbox("Voice model", persona["models"])
         price = st.number_input(
-            "Price to callers, CNY per 10,000 characters",
+            f"Price to callers, {prices['currency']} per 10,000 characters",
             min_value=0.0,
             value=None,
             step=0.1,
             format="%.2f",
             placeholder="the model's list price",
+            help=f"Empty: the model's list price ({list_prices(prices, persona['models'])}).",
         )
-        transcript = st.text_area("Transcript of the recording (optional — improves cloning)", max_chars=500)
-        sample_text = st.text_input("Preview sentence (≤ 50 characters)", max_chars=50)
+        transcript = st.text_area(
+            "Transcript of the recording (optional — improves cloning)",
+            max_chars=persona["transcriptMaxChars"],
+        )
+        sample_text = st.text_input(
+            f"Preview sentence (≤ {persona['sampleTextMaxChars']} characters)",
+            max_chars=persona["sampleTextMaxChars"],
+        )
         st.markdown("**Consent**")
-        statement = st.text_area("Consent statement", value=CONSENT_STATEMENT, max_chars=1000)
+        statement = st.text_area("Consent statement", value=CONSENT_STATEMENT)
         attested = st.checkbox("I attest to the statement above")
         submitted = st.form_submit_button("Create persona", type="primary", icon=":material/auto_awesome:")
 
@@ -116,6 +154,18 @@ def details_step(report: FileIntake | None) -> None:
         problems.append("Add a voice sample the platform accepts (step 1).")
     if not name.strip():
         problems.append("Give the persona a name.")
+    tags = tag_list(tags_text)
+    if len(tags) > persona["maxTags"]:
+        problems.append(f"Use at most {persona['maxTags']} tags.")
+    long_tags = [t for t in tags if len(t) > persona["tagMaxChars"]]
+    if long_tags:
+        problems.append(f"Tags have at most {persona['tagMaxChars']} characters: {', '.join(long_tags)}.")
+    price_micro: int | None = None
+    if price is not None:
+        try:
+            price_micro = cny_to_micro(price)
+        except ValueError as err:
+            problems.append(f"Price: {err}.")
     if not attested or not statement.strip():
         problems.append("Consent is required: tick the attestation box.")
     if problems:
@@ -130,10 +180,10 @@ def details_step(report: FileIntake | None) -> None:
                 name=name.strip(),
                 description=description.strip() or None,
                 persona_prompt=persona_prompt.strip() or None,
-                tags=[t.strip() for t in tags_text.split(",") if t.strip()] or None,
+                tags=tags or None,
                 language=language,
-                visibility=visibility,  # type: ignore[arg-type]
-                price_per_10k_chars=None if price is None else cny_to_micro(price),
+                visibility=visibility,
+                price_per_10k_chars=price_micro,
                 model=model,
                 text=transcript.strip() or None,
                 sample_text=sample_text.strip() or None,
@@ -150,7 +200,7 @@ def details_step(report: FileIntake | None) -> None:
     st.rerun()
 
 
-def pipeline_step(voice_id: str, job_id: str | None) -> None:
+def pipeline_step(voice_id: str, job_id: str | None, pipeline: PipelineLimits) -> None:
     st.subheader("3 · Bringing it to life")
     st.caption(f"Persona id `{voice_id}`")
     with session.client() as api:
@@ -159,7 +209,7 @@ def pipeline_step(voice_id: str, job_id: str | None) -> None:
         except ApiError as err:
             show_api_error(err, context="Could not read the persona")
             persona = None
-    if persona is not None and is_final(persona["status"]):
+    if persona is not None and is_final(persona["status"], pipeline):
         show_outcome(persona)
         if persona["status"] == "live":
             play_sample(persona)
@@ -177,10 +227,11 @@ def pipeline_step(voice_id: str, job_id: str | None) -> None:
 
 st.title("Create a voice persona")
 me = session.require_account()
+limits = contract.limits()
 if me["role"] != "creator":
     st.warning("You are signed in as a consumer; publishing personas needs a creator account.")
 creating = st.session_state.get(_CREATING)
 if creating:
-    pipeline_step(creating["voiceId"], creating.get("jobId"))
+    pipeline_step(creating["voiceId"], creating.get("jobId"), limits["pipeline"])
 else:
-    details_step(audio_step())
+    details_step(audio_step(limits["upload"]), limits["persona"], limits["prices"])

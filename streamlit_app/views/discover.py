@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from streamlit_app import session
+from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, Persona
 from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
@@ -12,14 +12,13 @@ from streamlit_app.pipeline import badge
 from streamlit_app.samples import play_sample
 
 PAGE_SIZE = 12
-LANGUAGES = {"": "Any language", "en": "English", "zh": "Chinese"}
 SORTS = {"popular": "Most called", "new": "Newest"}
 
 
 def persona_card(persona: Persona) -> None:
     with st.container(border=True):
         st.markdown(f"#### {persona['name']} {badge(persona['status'])}")
-        language = LANGUAGES.get(persona["language"], persona["language"])
+        language = contract.language_name(persona["language"])
         st.caption(
             f"by {persona['creator']['name'] or 'unknown'} · {language} · "
             f"{persona['calls']:,} calls · {format_cny(persona['pricePer10kChars'])} / 10k chars"
@@ -41,10 +40,13 @@ def persona_card(persona: Persona) -> None:
 
 
 st.title("Discover voices")
+languages = ["", *contract.limits()["persona"]["languages"]]
 search_col, tag_col, language_col, sort_col = st.columns([3, 2, 2, 2])
 query = search_col.text_input("Search", placeholder="name, description, prompt…")
 tag = tag_col.text_input("Tag", placeholder="e.g. narrator")
-language = language_col.selectbox("Language", list(LANGUAGES), format_func=LANGUAGES.__getitem__)
+language = language_col.selectbox(
+    "Language", languages, format_func=lambda code: contract.language_name(code) if code else "Any language"
+)
 sort = sort_col.selectbox("Sort by", list(SORTS), format_func=SORTS.__getitem__)
 
 # A new search starts again at the first page.

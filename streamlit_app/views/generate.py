@@ -1,23 +1,24 @@
-"""Generate: text → speech with a persona; plays the audio and shows characters billed and what it cost."""
+"""Generate: text → speech with a persona; plays the audio and shows characters billed and what it cost.
+
+The text limit, models, formats, speed/volume ranges and voice labels are the platform's (`GET /v1/limits`
+→ `tts`); the cost estimate is the platform's quote for the text typed (asked again only when it changes).
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import streamlit as st
 
-from streamlit_app import session
-from streamlit_app.api_client import ApiError, Persona, PlatformClient, Speech, VoiceLabel
-from streamlit_app.money import estimated_cost, format_cny
+from streamlit_app import contract, session
+from streamlit_app.api_client import ApiError, Persona, PlatformClient, Quote, Range, Speech, VoiceLabel
+from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
 
-MODELS = ("step-tts-mini", "step-tts-2", "stepaudio-2.5-tts")
-FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
 PLAYABLE = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg"}
-LABEL_KINDS = ("none", "emotion", "style", "language")
-MAX_CHARS = 5000
 _RESULT = "vp_generate_result"
+_QUOTE = "vp_generate_quote"  # the last quote asked: {"key": (voice id, chars), "quote": Quote | ApiError}
 
 
 def choices(api: PlatformClient, wanted: str | None) -> dict[str, Persona]:
@@ -41,6 +42,35 @@ def billed_amount(api: PlatformClient, request_id: str | None) -> int | None:
     return next((c["amount"] for c in calls if c["requestId"] == request_id), None)
 
 
+def quote(voice_id: str, chars: int) -> Quote | ApiError:
+    """The platform's price for `chars` characters with this persona; asked only when the pair changes."""
+    key = (voice_id, chars)
+    last: dict[str, Any] | None = st.session_state.get(_QUOTE)
+    if last is None or last["key"] != key:
+        with session.client() as api:
+            try:
+                answer: Quote | ApiError = api.quote(voice_id, chars)
+            except ApiError as err:
+                answer = err
+        last = st.session_state[_QUOTE] = {"key": key, "quote": answer}
+    return last["quote"]  # type: ignore[no-any-return]
+
+
+def show_estimate(voice_id: str, text: str) -> None:
+    if not text:
+        return
+    answer = quote(voice_id, len(text))
+    if isinstance(answer, ApiError):
+        st.caption(f"No estimate: `{answer.code}` — {answer.message}")
+    else:
+        st.caption(f"Estimated cost: **{format_cny(answer['amount'])}** for {answer['chars']:,} characters")
+
+
+def slider(column: Any, name: str, bounds: Range) -> float:
+    low, high = float(bounds["min"]), float(bounds["max"])
+    return float(column.slider(name, low, high, min(max(1.0, low), high), 0.1))
+
+
 def show_result(result: dict[str, Any]) -> None:
     speech: Speech = result["speech"]
     persona: Persona = result["persona"]
@@ -48,14 +78,16 @@ def show_result(result: dict[str, Any]) -> None:
     if fmt in PLAYABLE:
         st.audio(speech.audio, format=PLAYABLE[fmt], autoplay=True)
     else:
-        st.caption("Raw PCM can't be played in the browser — download it below.")
+        st.caption(f"{fmt.upper()} can't be played in the browser — download it below.")
     chars = speech.usage_chars if speech.usage_chars is not None else result["chars"]
     chars_col, cost_col, size_col = st.columns(3)
     chars_col.metric("Characters billed", f"{chars:,}")
     if result["amount"] is not None:
         cost_col.metric("Cost", format_cny(result["amount"]))
-    else:
-        cost_col.metric("Cost (estimated)", format_cny(estimated_cost(chars, persona["pricePer10kChars"])))
+    else:  # the ledger has not caught up yet: the platform's quote for the characters billed
+        estimate = quote(persona["id"], chars)
+        shown = "n/a" if isinstance(estimate, ApiError) else format_cny(estimate["amount"])
+        cost_col.metric("Cost (estimated)", shown)
     size_col.metric("Audio", f"{len(speech.audio) / 1024:,.0f} KiB")
     st.caption(f"Request `{speech.request_id or 'n/a'}` · {persona['name']} · {fmt}")
     st.download_button(
@@ -69,6 +101,7 @@ def show_result(result: dict[str, Any]) -> None:
 
 st.title("Generate speech")
 session.require_account()
+tts = contract.limits()["tts"]
 wanted = st.query_params.get("voice")
 with session.client() as api:
     try:
@@ -92,42 +125,53 @@ st.caption(
     f"{format_cny(persona['pricePer10kChars'])} per 10,000 characters · default model {persona['model']}"
 )
 
-with st.form("speech"):
-    text = st.text_area("Text", max_chars=MAX_CHARS, height=150, placeholder="What should this voice say?")
-    model_col, format_col = st.columns(2)
-    model = model_col.selectbox(
-        "Model", MODELS, index=MODELS.index(persona["model"]) if persona["model"] in MODELS else 0
-    )
-    fmt = format_col.selectbox("Format", FORMATS)
-    speed_col, volume_col = st.columns(2)
-    speed = speed_col.slider("Speed", 0.5, 2.0, 1.0, 0.1)
-    volume = volume_col.slider("Volume", 0.1, 2.0, 1.0, 0.1)
-    kind_col, value_col = st.columns(2)
-    label_kind = kind_col.selectbox("Voice label", LABEL_KINDS, help="emotion, style or language")
-    label_value = value_col.text_input("Label value", placeholder="e.g. happy / whisper / Cantonese")
+# No form: the estimate follows the text, and the label and instruction fields follow the model.
+text = st.text_area("Text", max_chars=tts["maxChars"], height=150, placeholder="What should this voice say?")
+show_estimate(voice_id, text)
+model_col, format_col = st.columns(2)
+models = tts["models"]
+model = model_col.selectbox(
+    "Model", models, index=models.index(persona["model"]) if persona["model"] in models else 0
+)
+fmt = format_col.selectbox("Format", tts["formats"])
+speed_col, volume_col = st.columns(2)
+speed = slider(speed_col, "Speed", tts["speed"])
+volume = slider(volume_col, "Volume", tts["volume"])
+label: VoiceLabel | None = None
+instruction: str | None = None
+if model in tts["instructionModels"]:
     instruction = st.text_input(
-        "Instruction (optional)", max_chars=200, placeholder="e.g. read slowly, like a story"
+        "Instruction (optional)",
+        max_chars=tts["instructionMaxChars"],
+        placeholder="e.g. read slowly, like a story",
+        help=f"{model} takes a spoken instruction instead of a voice label.",
     )
-    submitted = st.form_submit_button("Generate", type="primary", icon=":material/graphic_eq:")
+else:
+    labels = {kind: values for kind, values in tts["voiceLabels"].items() if values}
+    kind_col, value_col = st.columns(2)
+    label_kind = kind_col.selectbox("Voice label", ["none", *labels], help=", ".join(labels))
+    label_value = value_col.selectbox(
+        "Label value", labels.get(label_kind, []), disabled=label_kind not in labels
+    )
+    if label_kind in labels and label_value:
+        label = cast(VoiceLabel, {label_kind: label_value})
+submitted = st.button("Generate", type="primary", icon=":material/graphic_eq:")
 
 if submitted:
     if not text.strip():
         st.error("Type some text to speak.", icon=":material/error:")
     else:
-        label: VoiceLabel | None = None
-        if label_kind != "none" and label_value.strip():
-            label = VoiceLabel(**{label_kind: label_value.strip()})  # type: ignore[misc]
         with st.spinner("Speaking…"), session.client() as api:
             try:
                 speech = api.synthesize(
                     voice=voice_id,
                     text=text,
                     model=model,
-                    audio_format=fmt,  # type: ignore[arg-type]
+                    audio_format=fmt,
                     speed=speed,
                     volume=volume,
                     voice_label=label,
-                    instruction=instruction.strip() or None,
+                    instruction=(instruction or "").strip() or None,
                     idempotency_key=str(uuid.uuid4()),
                 )
             except ApiError as err:

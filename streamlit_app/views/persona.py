@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from streamlit_app import session
+from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, Persona
 from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
@@ -24,7 +24,8 @@ PROVENANCE_TEXT = {
 def details(persona: Persona) -> None:
     st.markdown(f"# {persona['name']} {badge(persona['status'])}")
     st.caption(
-        f"by {persona['creator']['name'] or 'unknown'} · {persona['visibility']} · {persona['language']} · "
+        f"by {persona['creator']['name'] or 'unknown'} · {persona['visibility']} · "
+        f"{contract.language_name(persona['language'])} · "
         f"model {persona['model']} · created {persona['createdAt']}"
     )
     if persona["tags"]:
@@ -87,6 +88,7 @@ if not voice_id:
 st.query_params["id"] = voice_id  # bookmarkable
 
 me = session.account()
+pipeline = contract.limits()["pipeline"]
 with session.client() as api:
     try:
         persona = api.get_voice(voice_id)
@@ -95,7 +97,7 @@ with session.client() as api:
         st.stop()
 
 details(persona)
-if is_final(persona["status"]):
+if is_final(persona["status"], pipeline):
     show_outcome(persona)
 else:
     follow_pipeline(persona["id"])

@@ -14,7 +14,7 @@ import soundfile as sf
 from encoders import AudioError, AudioSettings, load_audio
 from encoders.audio import resample
 from encoders.synthetic import available_voices, synthesize
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 
 
 def _speech(voice_set: VoiceSet, index: int = 0) -> tuple[np.ndarray, int]:
@@ -190,3 +190,18 @@ def test_hashes_identify_source_and_preprocessed_audio(voice_set: VoiceSet) -> N
     assert wav.source_sha256 != mp3.source_sha256
     assert (again.source_sha256, again.audio_sha256) == (wav.source_sha256, wav.audio_sha256)
     assert wav.report()["audioSha256"] == wav.audio_sha256
+
+
+def test_loudness_is_bs1770_as_torchaudio_measures_it(voice_set: VoiceSet) -> None:
+    import torch
+    import torchaudio.functional as AF
+
+    from encoders.audio import integrated_loudness, normalize_loudness
+
+    samples, rate = _speech(voice_set, 2)
+    at_16k = resample(samples, rate, 16000)
+    expected = float(AF.loudness(torch.from_numpy(at_16k)[None], 16000))
+    assert abs(integrated_loudness(at_16k, 16000) - expected) < 1e-3
+    assert abs(integrated_loudness(normalize_loudness(at_16k, 16000, -23.0), 16000) + 23.0) < 1e-3
+    assert np.isnan(integrated_loudness(np.zeros(16000, np.float32), 16000))
+    assert np.array_equal(normalize_loudness(np.zeros(16000, np.float32), 16000, -23.0), np.zeros(16000))

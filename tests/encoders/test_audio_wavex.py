@@ -13,7 +13,7 @@ import soundfile as sf
 
 from encoders import AudioError, AudioSettings, load_audio
 from encoders.audio import decode
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 
 ACCEPTED_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 

@@ -88,3 +88,21 @@ def test_no_candidates_and_dimension_mismatch() -> None:
     assert nearest_other_creator(np.ones(4, np.float32), {}, threshold=0.5) is None
     with pytest.raises(ValueError, match="dimension"):
         nearest_other_creator(np.ones(4, np.float32), {"p": np.ones(3, np.float32)}, threshold=0.5)
+
+
+def test_trim_matches_resemblyzer_sample_for_sample(clips) -> None:  # type: ignore[no-untyped-def]
+    from resemblyzer import audio as resemblyzer_audio
+
+    from encoders.ge2e import trim_long_silences
+
+    for clip in clips[:6]:
+        ours, theirs = trim_long_silences(clip.samples), resemblyzer_audio.trim_long_silences(clip.samples)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+
+
+def test_a_preprocessed_clip_embeds_as_resemblyzer_embeds_it(ge2e: GE2EEncoder, clips) -> None:  # type: ignore[no-untyped-def]
+    from resemblyzer import preprocess_wav
+
+    for clip in clips[:3]:
+        expected = ge2e.model.embed_utterance(preprocess_wav(clip.samples))
+        assert float(np.dot(ge2e.embed(clip).vector, expected)) > 0.9999

@@ -15,7 +15,7 @@ from encoders import Embedding, load_audio
 from encoders.audio import samples_sha256
 from encoders.base import canonical_bytes, embedding_hash
 from encoders.seeded import SeededEncoder
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 
 REPO = Path(__file__).resolve().parents[2]
 # Pinned once: a change here means every embedding hash on chain changed meaning.

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.frontend.fake_platform import FakePlatform, FakePlatformServer
+from streamlit_app import contract
+from tests.frontend.fake_platform import FakePlatform, FakePlatformServer, default_limits
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app" / "app.py"
 
@@ -23,8 +24,9 @@ def fake_server() -> Iterator[FakePlatformServer]:
 
 @pytest.fixture
 def fake(fake_server: FakePlatformServer) -> FakePlatform:
-    """The fake platform's state, with the request log cleared for this test."""
+    """The fake platform's state, with the request log cleared and the published limits reset for this test."""
     fake_server.state.requests.clear()
+    fake_server.state.limits = default_limits()
     return fake_server.state
 
 
@@ -35,6 +37,7 @@ def open_app(fake_server: FakePlatformServer, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("VOXPERSONA_API_KEY", raising=False)
 
     def open_page(page: str | None = None, *, api_key: str | None = None, **query: str) -> AppTest:
+        contract.clear_cache()  # the limits are cached per platform URL; the test may have changed the fake's
         app = AppTest.from_file(str(APP), default_timeout=20)
         if api_key:
             app.session_state["vp_api_key"] = api_key

@@ -2,11 +2,14 @@
 
 It speaks the documented contract (shapes, error envelope, Bearer keys, Idempotency-Key) so the front end can
 be tested before — and independently of — the real platform. The pipeline advances one step per
-`GET /voices/{id}`; a persona whose name contains "doomed" fails at the clone step.
+`GET /voices/{id}`; a persona whose name contains "doomed" fails at the clone step. `GET /v1/limits` serves
+`FakePlatform.limits` (a test may change them, or set them to None to play a platform without the route), and
+the fake enforces what it publishes; `GET /voices/{id}/quote` and `POST /tts` share one price function.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -24,8 +27,65 @@ import uvicorn
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-PIPELINE = ("uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live")
-CREATOR_SHARE_BPS = 7000
+LIMITS: dict[str, Any] = {  # the shape of the platform's GET /v1/limits
+    "tts": {
+        "maxChars": 1000,
+        "models": ["step-tts-mini", "step-tts-2", "stepaudio-2.5-tts"],
+        "formats": ["wav", "mp3", "flac", "opus", "pcm"],
+        "speed": {"min": 0.5, "max": 2.0},
+        "volume": {"min": 0.1, "max": 2.0},
+        "instructionMaxChars": 200,
+        "instructionModels": ["stepaudio-2.5-tts"],
+        "voiceLabels": {
+            "language": ["粤语", "四川话", "日语"],
+            "emotion": ["高兴", "悲伤", "生气"],
+            "style": ["慢速", "快速", "温柔"],
+        },
+    },
+    "upload": {
+        "maxBytes": 20 * 1024 * 1024,
+        "minSeconds": 5.0,
+        "maxSeconds": 10.0,
+        "formats": ["wav", "mp3"],
+    },
+    "persona": {
+        "nameMaxChars": 80,
+        "descriptionMaxChars": 2000,
+        "promptMaxChars": 4000,
+        "transcriptMaxChars": 1000,
+        "sampleTextMaxChars": 50,
+        "maxTags": 10,
+        "tagMaxChars": 30,
+        "languages": ["en", "zh"],
+        "visibilities": ["public", "unlisted", "private"],
+        "models": ["step-tts-mini", "step-tts-2", "stepaudio-2.5-tts"],
+    },
+    "prices": {
+        "currency": "CNY",
+        "unit": "micro",
+        "microPerUnit": 1_000_000,
+        "listPricePer10kChars": {
+            "step-tts-mini": 1_800_000,
+            "step-tts-2": 5_600_000,
+            "stepaudio-2.5-tts": 11_600_000,
+        },
+        "creatorShareBps": 7000,
+        "rounding": "up",
+    },
+    "pipeline": {
+        "states": ["uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live"],
+        "finalStates": ["live", "failed", "revoked"],
+    },
+}
+
+
+def default_limits() -> dict[str, Any]:
+    return copy.deepcopy(LIMITS)
+
+
+def price(chars: int, unit_price: int) -> int:
+    """The fake's one price function, like the platform's: micro-CNY, rounded up (no free calls)."""
+    return -(-chars * unit_price // 10_000)
 
 
 def now() -> str:
@@ -70,6 +130,7 @@ class FakePlatform:
     settlements: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str, str], tuple[str, int, Any]] = field(default_factory=dict)
     requests: list[SeenRequest] = field(default_factory=list)
+    limits: dict[str, Any] | None = field(default_factory=default_limits)  # None: no GET /v1/limits
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -108,7 +169,7 @@ class FakePlatform:
             "model": body.get("model") or "step-tts-mini",
             "sampleText": body.get("sampleText"),
             "sampleAudioUrl": f"/voices/{voice_id}/sample" if status == "live" else None,
-            "pricePer10kChars": int(body.get("pricePer10kChars", 500_000)),
+            "pricePer10kChars": int(body.get("pricePer10kChars", 500_000)),  # the fake ignores list prices
             "calls": int(body.get("calls", 0)),
             "createdAt": now(),
             "revokedAt": None,
@@ -170,6 +231,15 @@ def build_app(state: FakePlatform) -> FastAPI:
             "queue": {},
         }
 
+    def limit(section: str) -> dict[str, Any]:
+        return (state.limits or LIMITS)[section]  # type: ignore[no-any-return]
+
+    @app.get("/v1/limits")
+    def limits() -> Any:
+        if state.limits is None:  # a platform older than the route: what FastAPI answers for an unknown path
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return state.limits
+
     @app.post("/accounts")
     async def sign_up(request: Request) -> JSONResponse:
         raw = await request.body()
@@ -195,6 +265,9 @@ def build_app(state: FakePlatform) -> FastAPI:
         account = caller(request)
         assert account is not None
         content = await file.read()
+        upload_limits = limit("upload")
+        if len(content) > upload_limits["maxBytes"]:
+            raise Refused(413, "file_too_large", f"the file is over {upload_limits['maxBytes']} bytes")
         if content.startswith(b"RIFF"):
             try:
                 with wave.open(io.BytesIO(content)) as clip:
@@ -207,10 +280,15 @@ def build_app(state: FakePlatform) -> FastAPI:
             rate, channels, duration, fmt = 24_000, 1, 6.0, "mp3"
         else:
             raise Refused(415, "unsupported_format", "only WAV and MP3 audio are accepted")
-        if duration < 5.0:
-            raise Refused(422, "audio_too_short", f"the audio is {duration:.1f} s; at least 5 s is needed")
-        if duration > 10.0:
-            raise Refused(422, "audio_too_long", f"the audio is {duration:.1f} s; at most 10 s is accepted")
+        low, high = upload_limits["minSeconds"], upload_limits["maxSeconds"]
+        if duration < low:
+            raise Refused(
+                422, "audio_too_short", f"the audio is {duration:.1f} s; at least {low:g} s is needed"
+            )
+        if duration > high:
+            raise Refused(
+                422, "audio_too_long", f"the audio is {duration:.1f} s; at most {high:g} s is accepted"
+            )
         file_id = f"file_{uuid.uuid4().hex[:12]}"
         report = {
             "fileId": file_id,
@@ -250,9 +328,10 @@ def build_app(state: FakePlatform) -> FastAPI:
         return persona
 
     def advance(persona: dict[str, Any]) -> None:
-        if persona["status"] not in PIPELINE or persona["status"] == "live":
+        steps = limit("pipeline")["states"]
+        if persona["status"] not in steps or persona["status"] == steps[-1]:
             return
-        following = PIPELINE[PIPELINE.index(persona["status"]) + 1]
+        following = steps[steps.index(persona["status"]) + 1]
         if following == "cloned" and "doomed" in persona["name"].lower():
             persona["status"] = "failed"
             persona["failure"] = {
@@ -297,6 +376,21 @@ def build_app(state: FakePlatform) -> FastAPI:
         persona = visible(voice_id, caller(request, required=False))
         advance(persona)
         return public(persona)
+
+    @app.get("/voices/{voice_id}/quote")
+    def quote(voice_id: str, request: Request, chars: int = -1) -> dict[str, Any]:
+        persona = visible(voice_id, caller(request, required=False))
+        if chars < 0:
+            raise Refused(400, "invalid_request", "chars must be a non-negative integer")
+        unit_price = persona["pricePer10kChars"]
+        return {
+            "voiceId": voice_id,
+            "chars": chars,
+            "model": persona["model"],
+            "unitPrice": unit_price,
+            "amount": price(chars, unit_price),
+            "currency": "CNY",
+        }
 
     @app.get("/voices/{voice_id}/sample")
     def sample(voice_id: str, request: Request) -> Response:
@@ -346,11 +440,12 @@ def build_app(state: FakePlatform) -> FastAPI:
         if persona["status"] != "live":
             raise Refused(409, "voice_not_live", f"the persona is {persona['status']}")
         text = str(body.get("text") or "")
-        if not text.strip():
-            raise Refused(422, "invalid_request", "text is empty")
+        max_chars = limit("tts")["maxChars"]
+        if not 1 <= len(text) <= max_chars or not text.strip():
+            raise Refused(400, "invalid_text", f"text must be 1–{max_chars} characters")
         request_id = f"req_{uuid.uuid4().hex[:12]}"
         chars = len(text)
-        amount = (chars * persona["pricePer10kChars"] + 5_000) // 10_000
+        amount = price(chars, persona["pricePer10kChars"])
         persona["calls"] += 1
         state.usage.append(
             {
@@ -390,7 +485,7 @@ def build_app(state: FakePlatform) -> FastAPI:
                     "unsettled": 0,
                 },
             )
-            share = u["amount"] * CREATOR_SHARE_BPS // 10_000
+            share = u["amount"] * limit("prices")["creatorShareBps"] // 10_000
             e["calls"] += 1
             e["chars"] += u["chars"]
             e["amount"] += u["amount"]
@@ -418,7 +513,7 @@ def build_app(state: FakePlatform) -> FastAPI:
 
         def make() -> tuple[int, Any]:
             rows = [u for u in state.usage if u["creator"] == account["id"] and not u["settled"]]
-            amount = sum(u["amount"] * CREATOR_SHARE_BPS // 10_000 for u in rows)
+            amount = sum(u["amount"] * limit("prices")["creatorShareBps"] // 10_000 for u in rows)
             if amount <= 0:
                 raise Refused(409, "nothing_to_settle", "there are no unsettled earnings")
             for u in rows:

@@ -107,3 +107,44 @@ def test_non_envelope_error_still_has_a_code(fake_server: FakePlatformServer) ->
         api.get_settlement("../../nowhere/at/all")
     assert raised.value.status == 404
     assert raised.value.code  # either the platform's code or http_404
+
+
+def test_limits_are_read_typed_and_without_a_key(fake_server: FakePlatformServer, fake: FakePlatform) -> None:
+    with PlatformClient(fake_server.base_url) as api:
+        limits = api.limits()
+    assert limits["tts"]["maxChars"] == 1000
+    assert limits["upload"]["maxBytes"] == 20 * 1024 * 1024
+    assert limits["pipeline"]["states"][-1] == "live"
+    seen = [r for r in fake.requests if r.path == "/v1/limits"]
+    assert "authorization" not in seen[-1].headers
+
+
+def test_a_platform_without_limits_is_a_clear_error(
+    fake_server: FakePlatformServer, fake: FakePlatform
+) -> None:
+    fake.limits = None
+    with PlatformClient(fake_server.base_url) as api, pytest.raises(ApiError) as raised:
+        api.limits()
+    assert raised.value.status == 404
+
+
+def test_incomplete_limits_name_what_is_missing(fake_server: FakePlatformServer, fake: FakePlatform) -> None:
+    assert fake.limits is not None
+    del fake.limits["tts"]["maxChars"]
+    del fake.limits["pipeline"]
+    with PlatformClient(fake_server.base_url) as api, pytest.raises(ApiError) as raised:
+        api.limits()
+    assert raised.value.code == "invalid_limits"
+    assert "tts.maxChars" in raised.value.message and "pipeline" in raised.value.message
+
+
+def test_quote_is_what_the_call_then_costs(fake_server: FakePlatformServer, fake: FakePlatform) -> None:
+    creator, key = fake.new_account("Quoted")
+    persona = fake.add_live_persona(creator["id"], "Odd Price", pricePer10kChars=12_345)
+    text = "ab"
+    with PlatformClient(fake_server.base_url, key) as api:
+        quote = api.quote(persona["id"], len(text))
+        speech = api.synthesize(voice=persona["id"], text=text)
+        billed = next(c for c in api.usage()["calls"] if c["requestId"] == speech.request_id)
+    assert (quote["voiceId"], quote["chars"], quote["unitPrice"]) == (persona["id"], 2, 12_345)
+    assert quote["amount"] == billed["amount"] == 3  # 2.469 µ¥: rounded up, as the ledger does

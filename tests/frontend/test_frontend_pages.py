@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from streamlit_app.money import format_cny
 from tests.frontend.fake_platform import FakePlatform, tone_wav
 
 OpenApp = Callable[..., AppTest]
@@ -168,3 +170,172 @@ def test_account_page_settles_creator_earnings(open_app: OpenApp, fake: FakePlat
     next(b for b in app.button if b.label == "Settle now").click().run()
     rerun_until(app, lambda a: "confirmed" in page_text(a))
     assert "¥0.00" in page_text(app)  # nothing left unsettled
+
+
+# -- the platform's contract (GET /v1/limits, GET /voices/{id}/quote) drives what the pages offer ---------
+
+
+def widget(widgets: Any, label: str) -> Any:
+    """The one widget with this label (AppTest lists widgets by kind, not by label)."""
+    found = [w for w in widgets if w.label == label]
+    assert len(found) == 1, [w.label for w in widgets]
+    return found[0]
+
+
+def quote_requests(fake: FakePlatform) -> list[str]:
+    return [r.path for r in fake.requests if r.method == "GET" and r.path.endswith("/quote")]
+
+
+def test_generate_text_box_counts_to_the_platforms_max_chars(open_app: OpenApp, fake: FakePlatform) -> None:
+    assert fake.limits is not None
+    tts = fake.limits["tts"]
+    tts["maxChars"] = 777  # not the platform's real 1,000: the page must have read it
+    tts["models"] = ["step-tts-2", "stepaudio-2.5-tts"]
+    tts["formats"] = ["mp3", "wav"]
+    tts["speed"] = {"min": 0.75, "max": 1.5}
+    creator, key = fake.new_account("Counter")
+    persona = fake.add_live_persona(creator["id"], "Metronome", model="step-tts-2")
+    app = open_app("views/generate.py", api_key=key, voice=persona["id"])
+    page_text(app)
+    assert app.text_area[0].proto.max_chars == 777
+    assert widget(app.selectbox, "Model").options == ["step-tts-2", "stepaudio-2.5-tts"]
+    assert widget(app.selectbox, "Format").options == ["mp3", "wav"]
+    speed = widget(app.slider, "Speed")
+    assert (speed.min, speed.max, speed.value) == (0.75, 1.5, 1.0)
+
+
+def test_generate_estimate_is_the_platforms_quote(open_app: OpenApp, fake: FakePlatform) -> None:
+    creator, key = fake.new_account("Estimator")
+    # 3 chars at 1,000 µ¥ per 10k = 0.3 µ¥: the platform rounds up to 1 µ¥ (half-up would have said 0).
+    persona = fake.add_live_persona(creator["id"], "Penny", pricePer10kChars=1_000)
+    app = open_app("views/generate.py", api_key=key, voice=persona["id"])
+    assert not quote_requests(fake)  # nothing typed, nothing asked
+
+    app.text_area[0].input("abc").run()
+    from streamlit_app.api_client import PlatformClient
+
+    with PlatformClient(fake.base_url, key) as api:
+        quote = api.quote(persona["id"], 3)
+    assert quote["amount"] == 1
+    assert f"Estimated cost: **{format_cny(quote['amount'])}** for 3 characters" in page_text(app)
+    assert len(quote_requests(fake)) == 2  # the page's and ours
+
+    app.run()
+    widget(app.slider, "Speed").set_value(1.5).run()
+    assert len(quote_requests(fake)) == 2, "asked again though the text did not change"
+    app.text_area[0].input("abcd" * 250).run()  # 1,000 chars → 100 µ¥
+    assert len(quote_requests(fake)) == 3
+    assert "Estimated cost: **¥0.0001** for 1,000 characters" in page_text(app)
+
+
+def test_generate_offers_instruction_only_for_instruction_models(
+    open_app: OpenApp, fake: FakePlatform
+) -> None:
+    assert fake.limits is not None
+    fake.limits["tts"]["instructionMaxChars"] = 120
+    fake.limits["tts"]["voiceLabels"]["emotion"] = ["高兴", "惊讶"]
+    creator, key = fake.new_account("Director")
+    persona = fake.add_live_persona(creator["id"], "Stage Voice", model="stepaudio-2.5-tts")
+    app = open_app("views/generate.py", api_key=key, voice=persona["id"])
+    instruction = widget(app.text_input, "Instruction (optional)")
+    assert instruction.proto.max_chars == 120
+    assert not [s for s in app.selectbox if s.label == "Voice label"]
+
+    widget(app.selectbox, "Model").select("step-tts-2").run()
+    assert not [t for t in app.text_input if t.label.startswith("Instruction")]
+    assert widget(app.selectbox, "Voice label").options == ["none", "language", "emotion", "style"]
+    widget(app.selectbox, "Voice label").select("emotion").run()
+    assert widget(app.selectbox, "Label value").options == ["高兴", "惊讶"]
+    widget(app.selectbox, "Label value").select("惊讶").run()
+    app.text_area[0].input("Surprise!").run()
+    next(b for b in app.button if b.label == "Generate").click().run()
+    assert not app.error, page_text(app)
+    assert app.get("audio")
+
+
+def test_create_page_states_the_platforms_upload_limit(open_app: OpenApp, fake: FakePlatform) -> None:
+    assert fake.limits is not None
+    fake.limits["upload"].update(maxBytes=3 * 1024 * 1024, minSeconds=4.0, maxSeconds=8.5)
+    _, key = fake.new_account("Uploader")
+    app = open_app("views/create.py", api_key=key)
+    text = page_text(app)
+    assert "up to **3 MiB** per file and **4–8.5 s** of speech" in text
+    assert "200" not in text
+    uploader = app.file_uploader[0]
+    assert uploader.proto.max_upload_size_mb == 3  # Streamlit's own limit text says 3MB, not 200MB
+    assert list(uploader.proto.type) == [".wav", ".mp3"]
+    assert uploader.label == "WAV or MP3 — 4–8.5 s of your speech"
+
+
+def test_create_page_refuses_an_oversized_file_before_sending_it(
+    open_app: OpenApp, fake: FakePlatform
+) -> None:
+    assert fake.limits is not None
+    fake.limits["upload"]["maxBytes"] = 100_000
+    _, key = fake.new_account("Big File")
+    app = open_app("views/create.py", api_key=key)
+    app.file_uploader[0].upload("long.wav", tone_wav(6.0), "audio/wav")  # 192 KB
+    app.run()
+    errors = " ".join(e.value for e in app.error)
+    assert "file_too_large" in errors and "at most 98 KiB" in errors
+    assert not [r for r in fake.requests if r.path == "/files"]
+
+
+def test_create_form_lengths_and_choices_come_from_the_platform(
+    open_app: OpenApp, fake: FakePlatform
+) -> None:
+    assert fake.limits is not None
+    persona_limits = fake.limits["persona"]
+    persona_limits.update(nameMaxChars=40, descriptionMaxChars=1234, promptMaxChars=3210)
+    persona_limits.update(transcriptMaxChars=999, sampleTextMaxChars=44, maxTags=2)
+    persona_limits.update(languages=["en", "zh", "ja"], visibilities=["public", "private"])
+    persona_limits.update(models=["step-tts-2"])
+    _, key = fake.new_account("Form Filler")
+    app = open_app("views/create.py", api_key=key)
+    page_text(app)
+    assert widget(app.text_input, "Name *").proto.max_chars == 40
+    assert widget(app.text_area, "Description").proto.max_chars == 1234
+    assert widget(app.text_area, "Persona prompt").proto.max_chars == 3210
+    transcript = widget(app.text_area, "Transcript of the recording (optional — improves cloning)")
+    assert transcript.proto.max_chars == 999
+    assert widget(app.text_input, "Preview sentence (≤ 44 characters)").proto.max_chars == 44
+    assert widget(app.selectbox, "Language").options == ["English", "Chinese", "ja"]
+    visibility = widget(app.selectbox, "Visibility").options
+    assert [v.split(" ")[0] for v in visibility] == ["Public", "Private"]
+    assert widget(app.selectbox, "Voice model").options == ["step-tts-2"]
+
+    app.file_uploader[0].upload("me.wav", tone_wav(6.0), "audio/wav")
+    app.run()
+    app.text_input[0].input("Tagged")
+    widget(app.text_input, "Tags").input("one, two, three")
+    app.checkbox[0].check()
+    app.button[0].click().run()
+    assert "at most 2 tags" in " ".join(e.value for e in app.error)
+    assert not [r for r in fake.requests if r.path == "/voices" and r.method == "POST"]
+
+
+def test_progress_steps_come_from_the_platform(open_app: OpenApp, fake: FakePlatform) -> None:
+    assert fake.limits is not None
+    fake.limits["pipeline"]["states"].insert(2, "moderated")  # a step this UI has never heard of
+    _, key = fake.new_account("Patient")
+    app = open_app("views/create.py", api_key=key)
+    app.file_uploader[0].upload("me.wav", tone_wav(6.0), "audio/wav")
+    app.run()
+    app.text_input[0].input("Moderated Voice")
+    app.checkbox[0].check()
+    app.button[0].click().run()
+    steps = next(c.value for c in app.caption if "Voice embedded" in c.value)
+    assert "Audio checked · " in steps and " Moderated · " in steps
+    rerun_until(app, lambda a: any("is live" in s.value for s in a.success))
+
+
+def test_pages_explain_a_platform_without_limits(open_app: OpenApp, fake: FakePlatform) -> None:
+    fake.limits = None  # a platform older than GET /v1/limits
+    creator, key = fake.new_account("Early Adopter")
+    persona = fake.add_live_persona(creator["id"], "Old Server")
+    for page, query in [("views/generate.py", {"voice": persona["id"]}), ("views/create.py", {})]:
+        app = open_app(page, api_key=key, **query)
+        assert not app.exception, [e.value for e in app.exception]
+        errors = " ".join(e.value for e in app.error)
+        assert "does not publish its limits" in errors and "/v1/limits" in errors, errors
+        assert not app.text_area and not app.file_uploader  # nothing offered without the limits

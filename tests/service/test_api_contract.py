@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from bentos.devkit.harness import RunningPlatform
 from bentos.store.models import ApiKey, Persona, StoredFile, UsageEvent
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 from tests.service.test_end_to_end import create_live_persona
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}

@@ -9,7 +9,7 @@ import httpx
 import soundfile as sf
 
 from bentos.devkit.harness import RunningPlatform, wait_for
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 
 WALLET = "0x" + "ab" * 20
 

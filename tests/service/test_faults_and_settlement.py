@@ -17,7 +17,7 @@ from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.harness import EMULATOR_KEY, RunningPlatform, platform_overrides, wait_for
 from bentos.devkit.processes import free_port
 from bentos.store.models import Persona, UsageEvent
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 from tests.service.test_end_to_end import create_live_persona
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
@@ -55,7 +55,7 @@ def test_invalid_provider_key_fails_the_persona_clearly_and_degrades_health(
     finally:
         emulator.admin("keys", {"key": EMULATOR_KEY, "state": "valid"})
     assert detail["status"] == "failed"
-    assert detail["failure"]["code"] == "provider_invalid_api_key" and detail["failure"]["retryable"] is False
+    assert detail["failure"]["code"] == "provider_misconfigured" and detail["failure"]["retryable"] is False
     assert detail["failure"]["step"] == "registered"  # it failed at the clone, after the chain intent
     assert EMULATOR_KEY not in str(detail)
     assert health["status"] == "degraded" and health["provider"]["state"] == "degraded"

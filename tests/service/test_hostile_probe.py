@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.harness import EMULATOR_KEY, RunningPlatform, wait_for
 from bentos.store.models import IdempotencyRecord, Persona, StoredFile, VoiceClone
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 from tests.service.test_end_to_end import create_live_persona
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}

@@ -9,7 +9,7 @@ import pytest
 
 from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.harness import RunningPlatform, platform_overrides, start_platform
-from scripts.make_voices import VoiceSet
+from encoders.voices import VoiceSet
 from tests.service.test_end_to_end import create_live_persona
 
 

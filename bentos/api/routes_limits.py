@@ -1,0 +1,34 @@
+"""What a client must know before it calls: every limit the server checks, the price terms, the pipeline states."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bentos.api.deps import PlatformDep
+from bentos.api.views import (
+    LimitsView,
+    PersonaLimitsView,
+    PipelineView,
+    PriceTermsView,
+    TtsLimits,
+    UploadLimitsView,
+)
+from bentos.billing.reports import price_terms
+from bentos.core.intake import upload_limits
+from bentos.core.personas import PIPELINE, persona_limits
+from bentos.core.speech import speech_limits
+
+router = APIRouter(tags=["limits"])
+
+
+@router.get("/v1/limits")
+def limits(platform: PlatformDep) -> LimitsView:
+    """The server's real limits (no key needed): read these instead of copying numbers into a client."""
+    server, prices = platform.server, platform.prices
+    return LimitsView(
+        tts=TtsLimits.of(speech_limits(server.tts_max_chars, prices)),
+        upload=UploadLimitsView.of(upload_limits(server.max_upload_bytes, platform.audio)),
+        persona=PersonaLimitsView.of(persona_limits(prices)),
+        prices=PriceTermsView.of(price_terms(prices)),
+        pipeline=PipelineView.of(PIPELINE),
+    )

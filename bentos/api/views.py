@@ -1,0 +1,371 @@
+"""Response models of the REST API: camelCase JSON, money in integer micro-CNY, times as ISO 8601 text.
+
+Each is read from the core's dataclass of the same shape (`View.of(...)`); a field the core object lacks stays
+unset and, on routes that say so, out of the JSON (e.g. the creator-only part of a persona).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+
+from bentos.chain.outbox import OutboxStatus
+from bentos.core.accounts import Role
+from bentos.core.errors import ErrorCode
+from bentos.core.personas import JobStatus, PersonaState, ProvenanceStatus, Visibility
+
+
+def camel(name: str) -> str:
+    """snake_case → camelCase, a digit group staying as written: price_per_10k_chars → pricePer10kChars."""
+    first, *rest = name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+# isoformat() as the API has always written it (pydantic would write "Z" for UTC).
+IsoTime = Annotated[
+    str | None,
+    BeforeValidator(_iso),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}),
+]
+
+
+class View(BaseModel):
+    model_config = ConfigDict(alias_generator=camel, populate_by_name=True, from_attributes=True)
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        return cls.model_validate(source, from_attributes=True)
+
+
+class ErrorBody(View):
+    code: ErrorCode
+    message: str
+    retryable: bool = Field(description="whether the same request may succeed later")
+
+
+class ErrorEnvelope(View):
+    error: ErrorBody
+
+
+# --- accounts ----------------------------------------------------------------------------------------------
+
+
+class AccountView(View):
+    id: str
+    name: str
+    email: str
+    role: Role
+    payout_wallet: str | None
+    created_at: IsoTime
+
+
+class SignedUp(View):
+    account: AccountView
+    api_key: str | None = Field(description="shown in the first answer only; a replay carries null")
+
+
+class NewKey(View):
+    api_key: str
+
+
+class KeyRevoked(View):
+    revoked: bool
+
+
+# --- uploads and embeddings --------------------------------------------------------------------------------
+
+
+class ImpersonationView(View):
+    persona_id: str
+    name: str | None
+    cosine: float
+
+
+class FileView(View):
+    file_id: str
+    step_file_id: str | None
+    duration: float
+    sample_rate: int
+    channels: int
+    format: str
+    hints: list[str]
+    sha256: str
+    impersonation: ImpersonationView | None
+
+
+class EmbeddingView(View):
+    vector: list[float]
+    dim: int
+    hash: str
+    encoder: str
+    version: str
+    pretrained: bool
+
+    @field_validator("vector", mode="before")
+    @classmethod
+    def _floats(cls, value: Sequence[float]) -> list[float]:
+        return [float(x) for x in value]  # a float32 array
+
+
+# --- personas ----------------------------------------------------------------------------------------------
+
+
+class CreatorView(View):
+    id: str
+    name: str | None
+
+
+class FailureView(View):
+    step: PersonaState | None
+    code: str
+    message: str | None
+    retryable: bool
+
+
+class EmbeddingInfoView(View):
+    encoder: str
+    version: str
+    pretrained: bool
+    dim: int
+    hash: str
+
+
+class ChainIntentView(View):
+    status: OutboxStatus
+    tx_hash: str | None
+    block_number: int | None
+    error: str | None
+
+
+class LookAlikeView(View):
+    persona_id: str
+    cosine: float | None
+
+
+class PersonaView(View):
+    """A persona. The fields after `revokedAt` are sent to its creator only."""
+
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    language: str
+    visibility: Visibility
+    status: PersonaState
+    model: str
+    price_per_10k_chars: int
+    calls: int
+    creator: CreatorView
+    sample_text: str | None
+    sample_audio_url: str | None
+    created_at: IsoTime
+    revoked_at: IsoTime
+    persona_prompt: str | None = None
+    notices: list[str] | None = None
+    failure: FailureView | None = None
+    embedding: EmbeddingInfoView | None = None
+    chain: ChainIntentView | None = None
+    step_voice_id: str | None = None
+    clone_duplicated: bool | None = None
+    impersonation: LookAlikeView | None = None
+
+
+class PersonaPageView(View):
+    data: list[PersonaView]
+    total: int
+
+
+class VoiceStarted(View):
+    voice_id: str
+    status: PersonaState
+    job_id: str
+
+
+class VoiceRevoked(View):
+    id: str
+    status: PersonaState
+
+
+class ChainRecordView(View):
+    contract: str
+    onchain_hash: str | None
+    creator: str | None
+    registered_at: int | None
+    revoked_at: int | None
+    tx_hash: str | None
+
+
+class ProvenanceView(View):
+    """`encoder` and `encoderVersion` are present once the persona has an embedding."""
+
+    status: ProvenanceStatus
+    embedding_hash: str | None
+    encoder: str | None = None
+    encoder_version: str | None = None
+    chain: ChainRecordView | None
+
+
+class JobView(View):
+    id: str
+    persona_id: str
+    status: JobStatus
+    state: PersonaState | None
+    attempts: int
+    failure: FailureView | None
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+# --- speech and billing ------------------------------------------------------------------------------------
+
+
+class QuoteView(View):
+    voice_id: str
+    chars: int
+    model: str
+    unit_price: int = Field(description="micro-CNY per 10,000 characters")
+    amount: int = Field(description="micro-CNY, as it will be metered")
+    currency: str
+
+
+class UsageLineView(View):
+    request_id: str
+    persona_id: str
+    chars: int
+    audio_seconds: float
+    model: str
+    unit_price: int
+    amount: int
+    settlement_id: str | None
+    created_at: IsoTime
+
+
+class UsageTotalsView(View):
+    calls: int
+    chars: int
+    audio_seconds: float
+    amount: int
+
+
+class EarningsView(View):
+    persona_id: str
+    name: str
+    calls: int
+    chars: int
+    amount: int
+    creator_share: int
+    unsettled: int
+
+
+class UsageView(View):
+    currency: str
+    unit: str
+    totals: UsageTotalsView
+    calls: list[UsageLineView]
+    earnings: list[EarningsView]
+
+
+class SettlementView(View):
+    settlement_id: str
+    creator_id: str
+    amount: int
+    creator_amount: int
+    platform_amount: int
+    usage_count: int
+    usage_digest: str
+    wei_amount: str
+    payout_wallet: str
+    status: OutboxStatus
+    tx_hash: str | None
+    period_start: IsoTime
+    period_end: IsoTime
+    created_at: IsoTime
+
+
+class SettlementList(View):
+    data: list[SettlementView]
+
+
+# --- what clients must know --------------------------------------------------------------------------------
+
+
+class RangeView(View):
+    min: float
+    max: float
+
+
+class TtsLimits(View):
+    max_chars: int
+    models: list[str]
+    formats: list[str]
+    speed: RangeView
+    volume: RangeView
+    instruction_max_chars: int
+    instruction_models: list[str]
+    voice_labels: dict[str, list[str]]
+
+
+class UploadLimitsView(View):
+    max_bytes: int
+    min_seconds: float
+    max_seconds: float
+    formats: list[str]
+
+
+class PersonaLimitsView(View):
+    name_max_chars: int
+    description_max_chars: int
+    prompt_max_chars: int
+    transcript_max_chars: int
+    sample_text_max_chars: int
+    max_tags: int
+    tag_max_chars: int
+    languages: list[str]
+    visibilities: list[Visibility]
+    models: list[str]
+
+
+class PriceTermsView(View):
+    currency: str
+    unit: str
+    micro_per_unit: int
+    list_price_per_10k_chars: dict[str, int]
+    creator_share_bps: int
+    rounding: str
+
+
+class PipelineView(View):
+    states: list[PersonaState]
+    final_states: list[PersonaState]
+
+
+class LimitsView(View):
+    tts: TtsLimits
+    upload: UploadLimitsView
+    persona: PersonaLimitsView
+    prices: PriceTermsView
+    pipeline: PipelineView
+
+
+# --- operations --------------------------------------------------------------------------------------------
+
+
+class PartHealth(View):
+    model_config = ConfigDict(extra="allow")  # each part adds what it knows (reason, depth, backend…)
+
+    state: str
+
+
+class HealthView(View):
+    status: str
+    provider: PartHealth
+    chain: PartHealth
+    db: PartHealth
+    queue: PartHealth

@@ -1,0 +1,305 @@
+"""Speech for callers: check the text, build the provider request, stream the audio through as it is produced,
+meter the call once, and replay it for a repeated Idempotency-Key. Also what a call will cost (the quote).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import cast
+
+import anyio.to_thread
+import soundfile as sf
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bentos.billing.metering import record_usage
+from bentos.billing.pricing import PriceBook
+from bentos.core import metrics
+from bentos.core.accounts import Caller
+from bentos.core.errors import ErrorCode, PlatformError, from_provider_error
+from bentos.core.idempotency import BlobBody, Idempotency, StoredResponse, payload_hash
+from bentos.core.ids import new_id
+from bentos.core.personas import callable_persona, visible_persona
+from bentos.core.speakable import unspeakable
+from bentos.stepfun.client import AsyncStepFunClient
+from bentos.stepfun.errors import StepFunError
+from bentos.stepfun.models import (
+    CONTENT_TYPES,
+    EMOTION_LABELS,
+    INSTRUCTION_MODELS,
+    LANGUAGE_LABELS,
+    MAX_INSTRUCTION_CHARS,
+    RESPONSE_FORMATS,
+    STYLE_LABELS_ALL,
+    STYLE_LABELS_TTS2,
+    ResponseFormat,
+    SpeechRequest,
+)
+from bentos.store.blobs import BlobStore
+from bentos.store.models import Persona
+
+IDEMPOTENCY_ROUTE = "POST /tts"  # /v1/audio/speech shares it: the same call by another name
+AUDIO_CONTENT_TYPES = CONTENT_TYPES
+VOICE_LABELS = {
+    "language": LANGUAGE_LABELS,
+    "emotion": EMOTION_LABELS,
+    "style": STYLE_LABELS_ALL + STYLE_LABELS_TTS2,
+}
+OPENAI_FORMATS = RESPONSE_FORMATS  # OpenAI's response_format names are StepFun's
+
+
+@dataclass(frozen=True)
+class Range:
+    min: float
+    max: float
+
+    def clamp(self, value: float) -> float:
+        return min(self.max, max(self.min, value))
+
+
+def _bounds(name: str) -> Range:
+    """A SpeechRequest field's (ge, le): the provider contract is the one place these numbers live."""
+    metadata = SpeechRequest.model_fields[name].metadata
+    ge = next(m.ge for m in metadata if hasattr(m, "ge"))
+    le = next(m.le for m in metadata if hasattr(m, "le"))
+    return Range(float(ge), float(le))
+
+
+SPEED_RANGE = _bounds("speed")
+VOLUME_RANGE = _bounds("volume")
+INSTRUCTION_MAX_CHARS = MAX_INSTRUCTION_CHARS
+
+
+@dataclass(frozen=True)
+class SpeechOrder:
+    """What a caller asks for (POST /tts); its fields are the request fingerprint for idempotency."""
+
+    voice: str
+    text: str
+    model: str | None = None
+    format: ResponseFormat = "mp3"
+    speed: float | None = None
+    volume: float | None = None
+    sample_rate: int | None = None
+    voice_label: dict[str, str] | None = None
+    instruction: str | None = None
+
+    @classmethod
+    def from_openai(
+        cls,
+        voice: str,
+        text: str,
+        model: str,
+        response_format: str,
+        speed: float | None,
+        instructions: str | None,
+    ) -> SpeechOrder:
+        """OpenAI's /v1/audio/speech body: `voice` is a persona id; OpenAI model names mean the persona's."""
+        if response_format not in OPENAI_FORMATS:
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST, f"response_format must be one of {sorted(OPENAI_FORMATS)}", 422
+            )
+        return cls(
+            voice=voice,
+            text=text,
+            model=model if model.startswith("step") else None,
+            format=cast(ResponseFormat, response_format),
+            speed=None if speed is None else SPEED_RANGE.clamp(speed),  # OpenAI allows 0.25–4
+            instruction=instructions[:INSTRUCTION_MAX_CHARS] if instructions else None,
+        )
+
+
+def check_text(text: str, max_chars: int) -> None:
+    """Refuse text the provider can't speak, before it costs a provider call (or counts toward its breaker)."""
+    if not 1 <= len(text) <= max_chars:
+        raise PlatformError(ErrorCode.INVALID_TEXT, f"text must be 1–{max_chars} characters", 400)
+    problem = unspeakable(text)
+    if problem:
+        raise PlatformError(ErrorCode.INVALID_TEXT, f"text {problem}", 400)
+
+
+def speech_request(persona: Persona, order: SpeechOrder) -> SpeechRequest:
+    """The provider request for `order` in the persona's voice (its model unless the order names one)."""
+    try:
+        return SpeechRequest(
+            model=order.model or persona.model,
+            input=order.text,
+            voice=persona.step_voice_id or "",
+            response_format=order.format,
+            speed=order.speed,
+            volume=order.volume,
+            sample_rate=order.sample_rate,  # type: ignore[arg-type]  # validated by SpeechRequest
+            voice_label=order.voice_label,  # type: ignore[arg-type]  # a dict, validated into a VoiceLabel
+            instruction=order.instruction,
+        )
+    except ValidationError as err:
+        message = "; ".join(str(e.get("msg")) for e in err.errors()[:3])
+        raise PlatformError(ErrorCode.INVALID_REQUEST, message, 422) from None
+
+
+def audio_ms(data: bytes, fmt: str, pcm_rate: int) -> int:
+    """Duration of encoded audio in ms (pcm: 16-bit mono at pcm_rate); 0 when it can't be read."""
+    if fmt == "pcm":
+        return len(data) // 2 * 1000 // pcm_rate
+    try:
+        info = sf.info(io.BytesIO(data))
+        return int(info.frames * 1000 // info.samplerate)
+    except Exception:
+        return 0
+
+
+@dataclass(frozen=True)
+class SpeechStream:
+    """Audio on its way: `chunks` relays the provider's stream and meters the call once it has all arrived."""
+
+    request_id: str
+    content_type: str
+    chars: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class Quote:
+    voice_id: str
+    chars: int
+    model: str
+    unit_price: int  # micro-CNY per 10,000 chars
+    amount: int  # micro-CNY
+    currency: str
+
+
+@dataclass(frozen=True)
+class TextToSpeech:
+    """The parts a speech call needs."""
+
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    provider: AsyncStepFunClient
+    prices: PriceBook
+    max_chars: int
+
+    async def speak(
+        self, caller: Caller, order: SpeechOrder, key: str | None
+    ) -> SpeechStream | StoredResponse:
+        """Start a call: a StoredResponse replays an earlier call with the same Idempotency-Key `key`."""
+        persona = await anyio.to_thread.run_sync(self._persona, order.voice, caller)
+        check_text(order.text, self.max_chars)
+        speech = speech_request(persona, order)
+        fingerprint = payload_hash(asdict(order))
+        claim = Idempotency(
+            self.sessions, key, caller.id, IDEMPOTENCY_ROUTE, fingerprint, BlobBody(self.blobs)
+        )
+        stored = await anyio.to_thread.run_sync(claim.begin)
+        if stored is not None:
+            return stored
+        chunks = cast(AsyncGenerator[bytes, None], self.provider.stream_speech(speech))
+        try:
+            with metrics.PROVIDER_LATENCY.time():
+                first = await anext(chunks)
+        except (StepFunError, StopAsyncIteration) as err:
+            metrics.PROVIDER_CALLS.labels("error").inc()
+            failure = (
+                from_provider_error(err)
+                if isinstance(err, StepFunError)
+                else PlatformError(
+                    ErrorCode.PROVIDER_UNAVAILABLE, "the voice provider returned no audio", 502, True
+                )
+            )
+            await anyio.to_thread.run_sync(claim.fail, failure)
+            raise failure from None
+        request_id = f"idem:{caller.id}:{key}" if key else new_id("req")
+        relay = self._relay(first, chunks, request_id, caller, persona, speech, claim)
+        return SpeechStream(request_id, AUDIO_CONTENT_TYPES[speech.format], len(order.text), relay)
+
+    async def _relay(
+        self,
+        first: bytes,
+        chunks: AsyncGenerator[bytes, None],
+        request_id: str,
+        caller: Caller,
+        persona: Persona,
+        speech: SpeechRequest,
+        claim: Idempotency,
+    ) -> AsyncIterator[bytes]:
+        received = [first]
+        completed = False
+        try:
+            yield first
+            async for chunk in chunks:
+                received.append(chunk)
+                yield chunk
+            completed = True
+        finally:
+            await chunks.aclose()
+            if completed:  # only audio the caller got in full is billed (and replayable)
+                metrics.PROVIDER_CALLS.labels("ok").inc()
+                audio = b"".join(received)
+                await anyio.to_thread.run_sync(self._meter, request_id, caller, persona, speech, audio, claim)
+            else:
+                await anyio.to_thread.run_sync(claim.abandon)
+
+    def _persona(self, voice: str, caller: Caller) -> Persona:
+        with self.sessions() as session:
+            return callable_persona(session, voice, caller)
+
+    def _meter(
+        self,
+        request_id: str,
+        caller: Caller,
+        persona: Persona,
+        speech: SpeechRequest,
+        audio: bytes,
+        claim: Idempotency,
+    ) -> None:
+        record_usage(
+            self.sessions,
+            self.prices,
+            request_id=request_id,
+            caller_id=caller.id,
+            persona=persona,
+            chars=len(speech.input),
+            audio_ms=audio_ms(audio, speech.format, speech.rate),
+            model=speech.model,
+        )
+        metrics.USAGE_EVENTS.inc()
+        claim.finish(StoredResponse(200, audio, AUDIO_CONTENT_TYPES[speech.format]))
+
+    def quote(self, voice_id: str, chars: int, caller: Caller | None) -> Quote:
+        """What speaking `chars` characters (Unicode code points, as metered) with this persona costs: the
+        same price function the meter uses, so an estimate and the ledger never disagree."""
+        if not 1 <= chars <= self.max_chars:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, f"chars must be 1–{self.max_chars}", 422)
+        with self.sessions() as session:
+            persona = visible_persona(session, voice_id, caller)
+        charge = self.prices.charge(chars, persona.price_per_10k_chars)
+        return Quote(persona.id, chars, persona.model, charge.unit_price, charge.amount, self.prices.currency)
+
+
+@dataclass(frozen=True)
+class SpeechLimits:
+    """What a client may put in a speech order (GET /v1/limits)."""
+
+    max_chars: int
+    models: list[str]
+    formats: list[str]
+    speed: Range
+    volume: Range
+    instruction_max_chars: int
+    instruction_models: list[str]
+    voice_labels: dict[str, list[str]]
+
+
+def speech_limits(max_chars: int, prices: PriceBook) -> SpeechLimits:
+    """The limits a speech call is checked against: `max_chars` is a setting, the rest the provider contract."""
+    return SpeechLimits(
+        max_chars=max_chars,
+        models=list(prices.list_price_per_10k),  # a model without a price can't be metered
+        formats=list(RESPONSE_FORMATS),
+        speed=SPEED_RANGE,
+        volume=VOLUME_RANGE,
+        instruction_max_chars=INSTRUCTION_MAX_CHARS,
+        instruction_models=list(INSTRUCTION_MODELS),
+        voice_labels={kind: list(values) for kind, values in VOICE_LABELS.items()},
+    )
