@@ -9,7 +9,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-all lint bench bench-all bento lock clean
+.PHONY: setup browser run test test-all lint bench bench-all bento lock clean
 
 VOICE_CACHE_STAMP := .cache/voice-engine-ok
 
@@ -46,8 +46,19 @@ test: setup
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
-test-all: setup
+test-all: setup browser
 	$(MAKE) test PYTEST_ARGS="-m 'slow or not slow' $(PYTEST_ARGS)"
+
+# Debian's chromium for the browser journeys (slow tests; they skip without it). Playwright drives it: no
+# browser download.
+browser: .cache/chromium-ok
+
+.cache/chromium-ok:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@mkdir -p .cache && touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check encoders bentos scripts tests streamlit_app
