@@ -20,20 +20,17 @@ from bentos.api.views import (
     VoiceRevoked,
     VoiceStarted,
 )
-from bentos.core.errors import ErrorCode, PlatformError
-from bentos.core.intake import accept_upload
-from bentos.core.personas import (
+from bentos.core.catalog import (
     DiscoveryQuery,
-    DiscoverySort,
-    PersonaState,
     discover,
     job_progress,
     persona_sample,
     persona_view,
     provenance,
-    revoke,
-    start_persona,
 )
+from bentos.core.errors import ErrorCode, PlatformError
+from bentos.core.intake import accept_upload
+from bentos.core.personas import DiscoverySort, PersonaState, revoke, start_persona
 
 router = APIRouter(tags=["voices"])
 WAV = {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}}

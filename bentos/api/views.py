@@ -14,8 +14,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from bentos.chain.outbox import OutboxStatus
 from bentos.core.accounts import Role
+from bentos.core.catalog import ProvenanceStatus
 from bentos.core.errors import ErrorCode
-from bentos.core.personas import JobStatus, PersonaState, ProvenanceStatus, Visibility
+from bentos.core.personas import JobStatus, PersonaState, Visibility
 
 
 def camel(name: str) -> str:

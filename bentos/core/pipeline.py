@@ -27,6 +27,7 @@ from bentos.core.embedder import Embedder
 from bentos.core.errors import provider_failure
 from bentos.core.ids import new_id
 from bentos.core.jobs import QueueSettings, Retry
+from bentos.core.personas import JobStatus, PersonaState
 from bentos.stepfun.client import StepFunClient
 from bentos.stepfun.errors import ProviderUnavailable, StepFunError
 from bentos.store import blob_refs
@@ -92,13 +93,13 @@ class PersonaPipeline:
 
     def run(self, persona_id: str) -> None:
         """Advance a persona to 'live' (or 'failed'); raises Retry for a retryable failure with attempts left."""
-        steps = {
-            "uploaded": self._validate,
-            "validated": self._embed,
-            "embedded": self._register,
-            "registered": self._clone,
-            "cloned": self._preview,
-            "previewed": self._go_live,
+        steps: dict[str, Callable[[str], str]] = {
+            PersonaState.UPLOADED: self._validate,
+            PersonaState.VALIDATED: self._embed,
+            PersonaState.EMBEDDED: self._register,
+            PersonaState.REGISTERED: self._clone,
+            PersonaState.CLONED: self._preview,
+            PersonaState.PREVIEWED: self._go_live,
         }
         while True:
             with self.sessions() as session:
@@ -143,7 +144,7 @@ class PersonaPipeline:
         upload = self._upload(persona_id)
         if hashlib.sha256(self._bytes(upload)).hexdigest() != upload.sha256:
             raise StepFailed("blob_corrupt", "the stored upload no longer matches what was accepted")
-        return "validated"
+        return PersonaState.VALIDATED
 
     def _embed(self, persona_id: str) -> str:
         upload = self._upload(persona_id)
@@ -166,7 +167,7 @@ class PersonaPipeline:
                         hash=embedding.hash,
                     )
                 )
-        return "embedded"
+        return PersonaState.EMBEDDED
 
     def _register(self, persona_id: str) -> str:
         # The intent and the state change commit together; the outbox dispatcher sends it.
@@ -188,8 +189,8 @@ class PersonaPipeline:
                 },
                 f"register:{persona_id}",
             )
-            persona.state = "registered"
-        return "registered"
+            persona.state = PersonaState.REGISTERED
+        return PersonaState.REGISTERED
 
     def _clone(self, persona_id: str) -> str:
         upload = self._upload(persona_id)
@@ -226,7 +227,7 @@ class PersonaPipeline:
                     f"sampleText was not used: this recording was already cloned for {model}, so its voice "
                     f"and sample ({clone.sample_text!r}) were reused, with no second clone fee.",
                 ]
-        return "cloned"
+        return PersonaState.CLONED
 
     def _provider_file(self, upload: StoredFile) -> str:
         """The provider's id for this upload: one provider file per upload, whatever the retries, crashes and
@@ -321,7 +322,7 @@ class PersonaPipeline:
             persona = session.get(Persona, persona_id)
             assert persona is not None
             if persona.sample_blob_key and self.blobs.exists(persona.sample_blob_key):
-                return "previewed"
+                return PersonaState.PREVIEWED
             voice_id, model, text = persona.step_voice_id, persona.model, persona.sample_text
         audio = self.provider.speech(
             model=model, voice=voice_id, input=text or DEFAULT_SAMPLE_TEXT, response_format="wav"
@@ -330,10 +331,10 @@ class PersonaPipeline:
             persona = session.get(Persona, persona_id)
             assert persona is not None
             persona.sample_blob_key = blob_refs.hold(session, self.blobs, audio.audio)
-        return "previewed"
+        return PersonaState.PREVIEWED
 
     def _go_live(self, persona_id: str) -> str:
-        return "live"
+        return PersonaState.LIVE
 
     # --- bookkeeping ------------------------------------------------------------------------------------
 
@@ -345,7 +346,7 @@ class PersonaPipeline:
         revived = []
         with self.sessions.begin() as session:
             stmt = select(Persona).where(
-                Persona.state == "failed",
+                Persona.state == PersonaState.FAILED,
                 Persona.failure_retryable.is_(True),
                 Persona.revoked_at.is_(None),
                 Persona.updated_at < cutoff,
@@ -357,7 +358,7 @@ class PersonaPipeline:
                     persona.failure_message = f"{persona.failure_message} (gave up after {runs} runs)"
                     continue
                 persona.state = persona.failure_step
-                session.add(Job(id=new_id("job"), persona_id=persona.id, status="queued"))
+                session.add(Job(id=new_id("job"), persona_id=persona.id, status=JobStatus.QUEUED))
                 revived.append(persona.id)
         if revived:
             log.info("reviving %d personas that failed with a retryable error", len(revived))
@@ -389,7 +390,7 @@ class PersonaPipeline:
             persona.failure_retryable = None
             job = self._job(session, persona_id)
             if job is not None:
-                job.status = "succeeded" if next_state == "live" else "running"
+                job.status = JobStatus.SUCCEEDED if next_state == PersonaState.LIVE else JobStatus.RUNNING
         log.info("persona %s: %s → %s", persona_id, state, next_state)
         if self.on_step:
             self.on_step(persona_id, next_state)
@@ -408,9 +409,9 @@ class PersonaPipeline:
             persona.failure_message, persona.failure_retryable = failure.message[:2000], failure.retryable
             retry = failure.retryable and attempts < self.queue.max_attempts
             if not retry:
-                persona.state = "failed"
+                persona.state = PersonaState.FAILED
                 if job is not None:
-                    job.status = "failed"
+                    job.status = JobStatus.FAILED
         log.warning(
             "persona %s failed at %s: %s (%s)",
             persona_id,
@@ -419,7 +420,7 @@ class PersonaPipeline:
             "retrying" if retry else "final",
         )
         if self.on_step and not retry:
-            self.on_step(persona_id, "failed")
+            self.on_step(persona_id, PersonaState.FAILED)
         if retry:
             raise Retry(max(failure.min_wait_s, self.queue.backoff(attempts)))
 
@@ -427,8 +428,12 @@ class PersonaPipeline:
         with self.sessions.begin() as session:
             job = self._job(session, persona_id)
             persona = session.get(Persona, persona_id)
-            if job is not None and job.status in ("queued", "running") and persona is not None:
-                job.status = "succeeded" if persona.state == "live" else "failed"
+            if (
+                job is not None
+                and job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+                and persona is not None
+            ):
+                job.status = JobStatus.SUCCEEDED if persona.state == PersonaState.LIVE else JobStatus.FAILED
 
     @staticmethod
     def _job(session: Session, persona_id: str) -> Job | None:
