@@ -23,7 +23,7 @@ from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
 from bentos.api.views import ErrorEnvelope
 from bentos.core import metrics
 from bentos.core.config import ServerSettings
-from bentos.core.errors import ErrorCode, PlatformError
+from bentos.core.errors import DEFAULT_RETRY_AFTER_S, ErrorCode, PlatformError
 from bentos.core.platform import Platform
 
 ROUTERS = (routes_accounts, routes_voices, routes_speech, routes_billing, routes_limits, routes_ops)
@@ -50,6 +50,29 @@ class _GuardedApp(FastAPI):
     def _upload_limit(self) -> int:
         platform: Platform | None = self.state.platform
         return (platform.server if platform else ServerSettings()).max_upload_bytes + MULTIPART_ALLOWANCE
+
+
+class _RetryAfter:
+    """Every 429 and 503 tells the client when to come back: `Retry-After` in whole seconds (≥ 1). A handler that
+    knows (the limiter's next slot, the breaker's cool-down) sets it; any other gets the default."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (429, 503):
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"retry-after" for name, _ in headers):
+                    headers.append((b"retry-after", str(DEFAULT_RETRY_AFTER_S).encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
 
 
 class _Observe:
@@ -95,7 +118,10 @@ def create_app(platform: Platform | None) -> FastAPI:
 
     @app.exception_handler(PlatformError)
     async def platform_error(_: Request, err: PlatformError) -> JSONResponse:
-        return JSONResponse(err.envelope(), status_code=err.status)
+        headers = None
+        if err.status in (429, 503):
+            headers = {"Retry-After": str(max(1, err.retry_after or DEFAULT_RETRY_AFTER_S))}
+        return JSONResponse(err.envelope(), status_code=err.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -117,6 +143,7 @@ def create_app(platform: Platform | None) -> FastAPI:
         return _envelope(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side", retryable=True)
 
     app.add_middleware(_Observe)
+    app.add_middleware(_RetryAfter)
     for module in ROUTERS:
         app.include_router(module.router, responses=ERRORS)
     return app

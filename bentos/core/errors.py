@@ -4,6 +4,7 @@ in api/)."""
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,15 +70,34 @@ class ErrorCode(enum.StrEnum):
 class PlatformError(Exception):
     """An error a client sees: stable code, human message, HTTP status, and whether retrying can help."""
 
-    def __init__(self, code: str, message: str, status: int = 400, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        retryable: bool = False,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.retryable = retryable
+        # Whole seconds for the Retry-After header; a 429/503 without one gets DEFAULT_RETRY_AFTER_S.
+        self.retry_after = retry_after
 
     def envelope(self) -> dict[str, dict[str, object]]:
         return {"error": {"code": str(self.code), "message": self.message, "retryable": self.retryable}}
+
+
+DEFAULT_RETRY_AFTER_S = 1
+
+
+def retry_after_seconds(seconds: float | None) -> int:
+    """A Retry-After value: whole seconds, at least 1 (a client told 0 would hammer us)."""
+    if seconds is None:
+        return DEFAULT_RETRY_AFTER_S
+    return max(1, math.ceil(seconds))
 
 
 def not_found(what: str) -> PlatformError:
@@ -101,6 +121,7 @@ class ProviderFailure:
     message: str
     status: int
     retryable: bool
+    retry_after: int | None = None  # seconds, for a 429/503
 
 
 def provider_failure(err: StepFunError) -> ProviderFailure:
@@ -109,14 +130,16 @@ def provider_failure(err: StepFunError) -> ProviderFailure:
     from bentos.stepfun import errors as sf
 
     def failure(code: ErrorCode, message: str, status: int) -> ProviderFailure:
-        return ProviderFailure(code, message, status, err.retryable)
+        wait = retry_after_seconds(err.retry_after) if status in (429, 503) else None
+        return ProviderFailure(code, message, status, err.retryable, wait)
 
     if isinstance(err, sf.ProviderConfigError):  # our key or balance: the operator must act
         return failure(
             ErrorCode.PROVIDER_MISCONFIGURED, "the voice provider is misconfigured; we have been alerted", 503
         )
-    if isinstance(err, sf.RateLimited):
-        return failure(ErrorCode.PROVIDER_RATE_LIMITED, "the voice provider is busy; retry shortly", 429)
+    if isinstance(err, sf.RateLimited):  # the provider's 429, or our limiter's refusal (ProviderBusy)
+        message = err.message if err.code == "provider_busy" else "the voice provider is busy; retry shortly"
+        return failure(ErrorCode.PROVIDER_RATE_LIMITED, message, 429)
     if isinstance(err, sf.ContentBlocked):
         return failure(ErrorCode.CONTENT_BLOCKED, "the text was refused by content moderation", 451)
     if isinstance(err, sf.InputRejected):
@@ -132,4 +155,6 @@ def provider_failure(err: StepFunError) -> ProviderFailure:
 
 def from_provider_error(err: StepFunError) -> PlatformError:
     failure = provider_failure(err)
-    return PlatformError(failure.code, failure.message, failure.status, failure.retryable)
+    return PlatformError(
+        failure.code, failure.message, failure.status, failure.retryable, failure.retry_after
+    )

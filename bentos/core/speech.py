@@ -25,6 +25,7 @@ from bentos.core.personas import callable_persona, visible_persona
 from bentos.core.speakable import unspeakable
 from bentos.stepfun.client import AsyncStepFunClient
 from bentos.stepfun.errors import StepFunError
+from bentos.stepfun.limiter import calling_as
 from bentos.stepfun.models import (
     CONTENT_TYPES,
     EMOTION_LABELS,
@@ -196,7 +197,8 @@ class TextToSpeech:
             return stored
         chunks = cast(AsyncGenerator[bytes, None], self.provider.stream_speech(speech))
         try:
-            with metrics.PROVIDER_LATENCY.time():
+            # The provider call takes its permit here: this caller's share, an interactive (short) wait.
+            with metrics.PROVIDER_LATENCY.time(), calling_as(caller.id, interactive=True):
                 first = await anext(chunks)
         except (StepFunError, StopAsyncIteration) as err:
             metrics.PROVIDER_CALLS.labels("error").inc()

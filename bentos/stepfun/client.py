@@ -1,7 +1,9 @@
 """StepFun audio clients over httpx: `StepFunClient` (sync) and `AsyncStepFunClient` (async).
 
 Both are thin: every operation is defined once in `protocol.py`; these classes only do the I/O, inside
-the shared retry policy and circuit breaker.
+the shared retry policy and circuit breaker. Every attempt first takes a permit from the account's limiter
+(`limiter.py`: the configured tier, shared fairly between callers); the permit is held until the response, a
+streamed one included, has been read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from tenacity import AsyncRetrying, Retrying
 
 from . import protocol
 from .health import ProviderHealth
+from .limiter import NO_PERMIT, Permit, ProviderLimiter, shared_limiter
 from .models import (
     CONTENT_TYPES,
     ClonedVoice,
@@ -31,6 +34,7 @@ from .protocol import Call, RetryEvent, SseDecoder, check, event_audio, guarded_
 from .settings import ProviderSettings
 
 T = TypeVar("T")
+Opened = tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None, Permit]
 _USER_AGENT = "voxpersona-stepfun/0.1"
 
 
@@ -44,10 +48,13 @@ class _ClientBase:
         health: ProviderHealth | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         seed: int | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.health = health or ProviderHealth()
         self.breaker = protocol.new_breaker(settings, self.health)
+        # Default: the process-wide limiter of this account's tier (None without a tier).
+        self.limiter = limiter if limiter is not None else shared_limiter(settings)
         self._on_retry = on_retry
         self._rng = random.Random(seed)
 
@@ -89,8 +96,9 @@ class StepFunClient(_ClientBase):
         on_retry: Callable[[RetryEvent], None] | None = None,
         seed: int | None = None,
         transport: httpx.BaseTransport | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
-        super().__init__(settings, health=health, on_retry=on_retry, seed=seed)
+        super().__init__(settings, health=health, on_retry=on_retry, seed=seed, limiter=limiter)
         self._http = httpx.Client(transport=transport, **self._http_options())
 
     def __enter__(self) -> StepFunClient:
@@ -102,13 +110,20 @@ class StepFunClient(_ClientBase):
     def close(self) -> None:
         self._http.close()
 
+    def _permit(self) -> Permit:
+        return self.limiter.acquire() if self.limiter is not None else NO_PERMIT
+
     def _execute(self, call: Call[T]) -> T:
         def attempt() -> T:
-            with guarded_attempt(self.breaker, self.health):
-                response = check(
-                    self._http.request(call.method, self._path(call), **call.request_kwargs()),
-                    self.settings.secret,
-                )
+            permit = self._permit()
+            try:
+                with guarded_attempt(self.breaker, self.health):
+                    response = check(
+                        self._http.request(call.method, self._path(call), **call.request_kwargs()),
+                        self.settings.secret,
+                    )
+            finally:
+                permit.release()
             return call.parse(response)
 
         return Retrying(**self._policy(call.operation))(attempt)
@@ -194,25 +209,30 @@ class StepFunClient(_ClientBase):
         call = protocol.speech(req)
         sse = req.stream_format == "sse"
 
-        def open_first() -> tuple[httpx.Response, Iterator[SpeechEvent], SpeechEvent | None]:
+        def open_first() -> tuple[httpx.Response, Iterator[SpeechEvent], SpeechEvent | None, Permit]:
             # The retried unit: send, check status, and read up to the first event (first bytes).
-            with guarded_attempt(self.breaker, self.health):
-                http_request = self._http.build_request(
-                    call.method, self._path(call), **call.request_kwargs()
-                )
-                response = self._http.send(http_request, stream=True)
-                try:
-                    if not response.is_success:
-                        response.read()
-                        check(response, self.settings.secret)
-                    events = _sync_events(response, sse)
-                    first = next(events, None)
-                except BaseException:
-                    response.close()
-                    raise
-            return response, events, first
+            permit = self._permit()
+            try:
+                with guarded_attempt(self.breaker, self.health):
+                    http_request = self._http.build_request(
+                        call.method, self._path(call), **call.request_kwargs()
+                    )
+                    response = self._http.send(http_request, stream=True)
+                    try:
+                        if not response.is_success:
+                            response.read()
+                            check(response, self.settings.secret)
+                        events = _sync_events(response, sse)
+                        first = next(events, None)
+                    except BaseException:
+                        response.close()
+                        raise
+            except BaseException:
+                permit.release()
+                raise
+            return response, events, first, permit
 
-        response, events, first = Retrying(**self._policy("stream_speech"))(open_first)
+        response, events, first, permit = Retrying(**self._policy("stream_speech"))(open_first)
         try:
             if first is not None:
                 yield first
@@ -224,6 +244,7 @@ class StepFunClient(_ClientBase):
                 raise protocol.error_from_transport(exc) from exc
         finally:
             response.close()
+            permit.release()
 
 
 def _sync_events(response: httpx.Response, sse: bool) -> Iterator[SpeechEvent]:
@@ -263,8 +284,9 @@ class AsyncStepFunClient(_ClientBase):
         on_retry: Callable[[RetryEvent], None] | None = None,
         seed: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limiter: ProviderLimiter | None = None,
     ) -> None:
-        super().__init__(settings, health=health, on_retry=on_retry, seed=seed)
+        super().__init__(settings, health=health, on_retry=on_retry, seed=seed, limiter=limiter)
         self._http = httpx.AsyncClient(transport=transport, **self._http_options())
 
     async def __aenter__(self) -> AsyncStepFunClient:
@@ -276,13 +298,20 @@ class AsyncStepFunClient(_ClientBase):
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _permit(self) -> Permit:
+        return await self.limiter.acquire_async() if self.limiter is not None else NO_PERMIT
+
     async def _execute(self, call: Call[T]) -> T:
         async def attempt() -> T:
-            with guarded_attempt(self.breaker, self.health):
-                response = check(
-                    await self._http.request(call.method, self._path(call), **call.request_kwargs()),
-                    self.settings.secret,
-                )
+            permit = await self._permit()
+            try:
+                with guarded_attempt(self.breaker, self.health):
+                    response = check(
+                        await self._http.request(call.method, self._path(call), **call.request_kwargs()),
+                        self.settings.secret,
+                    )
+            finally:
+                permit.release()
             return call.parse(response)
 
         return await AsyncRetrying(**self._policy(call.operation))(attempt)
@@ -364,26 +393,30 @@ class AsyncStepFunClient(_ClientBase):
         call = protocol.speech(req)
         sse = req.stream_format == "sse"
 
-        async def open_first() -> tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None]:
-            with guarded_attempt(self.breaker, self.health):
-                http_request = self._http.build_request(
-                    call.method, self._path(call), **call.request_kwargs()
-                )
-                response = await self._http.send(http_request, stream=True)
-                try:
-                    if not response.is_success:
-                        await response.aread()
-                        check(response, self.settings.secret)
-                    events = _async_events(response, sse)
-                    first = await anext(events, None)
-                except BaseException:
-                    await response.aclose()
-                    raise
-            return response, events, first
+        async def open_first() -> Opened:
+            permit = await self._permit()
+            try:
+                with guarded_attempt(self.breaker, self.health):
+                    http_request = self._http.build_request(
+                        call.method, self._path(call), **call.request_kwargs()
+                    )
+                    response = await self._http.send(http_request, stream=True)
+                    try:
+                        if not response.is_success:
+                            await response.aread()
+                            check(response, self.settings.secret)
+                        events = _async_events(response, sse)
+                        first = await anext(events, None)
+                    except BaseException:
+                        await response.aclose()
+                        raise
+            except BaseException:
+                permit.release()
+                raise
+            return response, events, first, permit
 
-        opened: tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None]
-        opened = await AsyncRetrying(**self._policy("stream_speech"))(open_first)
-        response, events, first = opened
+        opened: Opened = await AsyncRetrying(**self._policy("stream_speech"))(open_first)
+        response, events, first, permit = opened
         try:
             if first is not None:
                 yield first
@@ -394,3 +427,4 @@ class AsyncStepFunClient(_ClientBase):
                 raise protocol.error_from_transport(exc) from exc
         finally:
             await response.aclose()
+            permit.release()

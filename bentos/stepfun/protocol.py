@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -29,6 +30,7 @@ from .errors import (
     redact,
 )
 from .health import RETRIES, ProviderHealth
+from .limiter import ProviderBusy
 from .models import (
     CONTENT_TYPES,
     ClonedVoice,
@@ -208,7 +210,12 @@ def backoff_wait(settings: ProviderSettings, rng: random.Random) -> Callable[[Re
 
 def _retryable(exc: BaseException) -> bool:
     # An open breaker is retryable *later*, not in this loop: looping would just spin on the open circuit.
-    return isinstance(exc, StepFunError) and exc.retryable and not isinstance(exc, ProviderUnavailable)
+    # Our own limiter's refusal already waited the caller's budget: it goes up with its Retry-After.
+    return (
+        isinstance(exc, StepFunError)
+        and exc.retryable
+        and not isinstance(exc, ProviderUnavailable | ProviderBusy)
+    )
 
 
 class _RetryAfterTooLong(stop_base):
@@ -256,16 +263,33 @@ def retry_policy(
 # ---- breaker + error mapping around one attempt ----
 
 
+def counts_as_failure(exc: BaseException) -> bool:
+    """What the breaker counts: the provider failing (5xx, timeouts, connection errors). A 429 is the provider
+    answering that we are over our tier — it is healthy, and tripping on it would refuse every caller for a
+    cool-down because one of them was too fast. The caller's 4xx and config errors say nothing of upstream."""
+    return isinstance(exc, StepFunError) and exc.retryable and not isinstance(exc, RateLimited)
+
+
 def new_breaker(settings: ProviderSettings, health: ProviderHealth) -> pybreaker.CircuitBreaker:
-    """Counts only retryable failures: the caller's 4xx and config errors say nothing of upstream."""
+    """Counts only provider failures (`counts_as_failure`); anything else counts as the provider answering."""
     return pybreaker.CircuitBreaker(
         fail_max=settings.breaker_fail_max,
         reset_timeout=settings.breaker_reset_timeout_s,
-        exclude=[lambda exc: not (isinstance(exc, StepFunError) and exc.retryable)],
+        exclude=[lambda exc: not counts_as_failure(exc)],
         listeners=[health],
         throw_new_error_on_trip=False,  # the failure that tripped it is the more useful error
         name="stepfun",
     )
+
+
+def breaker_cooldown_left(breaker: pybreaker.CircuitBreaker) -> float:
+    """Seconds until an open breaker lets a probe through (its whole reset timeout when unknown)."""
+    opened_at = getattr(breaker._state_storage, "opened_at", None)
+    reset = float(breaker.reset_timeout)
+    if not isinstance(opened_at, datetime):
+        return reset
+    elapsed = (datetime.now(UTC) - opened_at).total_seconds()
+    return max(0.0, min(reset, reset - elapsed))
 
 
 @contextmanager
@@ -282,7 +306,8 @@ def guarded_attempt(breaker: pybreaker.CircuitBreaker, health: ProviderHealth) -
                 raise error_from_transport(exc) from exc
     except pybreaker.CircuitBreakerError as exc:
         raise ProviderUnavailable(
-            "circuit open: StepFun is failing, calls are suspended for a cool-down"
+            "circuit open: StepFun is failing, calls are suspended for a cool-down",
+            retry_after=breaker_cooldown_left(breaker),
         ) from exc
     except ProviderConfigError as exc:
         health.record_config_error(exc)

@@ -46,6 +46,32 @@ class EmulatorSettings(BaseModel):
         return f"EmulatorSettings(host={self.host!r}, port={self.port}, state_dir={str(self.state_dir)!r})"
 
 
+class TierSettings(BaseModel):
+    """The provider account's rate-limit tier (StepFun counts per API key) and how this process shares it.
+
+    The limiter in front of the client (`limiter.py`) enforces it, so the provider's own 429 is the exception,
+    not the rule. It is per process: with N platform replicas on one key, give each replica rpm/N and
+    concurrency/N (rounded down) of the account's tier.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rpm: int = Field(default=0, ge=0)  # requests per minute; 0: unlimited
+    concurrency: int = Field(default=0, ge=0)  # requests in flight; 0: unlimited
+    # The provider counts a request when it arrives, we when it leaves: a slightly longer window than its 60 s
+    # keeps us from sending the call that its window still counts.
+    window_s: float = Field(default=61.0, gt=0)
+    # The most of the tier's RPM and concurrency one caller (an account; the pipeline is one caller) may hold,
+    # so that a burst from one leaves room for the others.
+    caller_share: float = Field(default=0.5, gt=0, le=1)
+    interactive_wait_s: float = Field(default=2.0, ge=0)  # TTS waits this long for a slot, then 429
+    background_wait_s: float = Field(default=65.0, ge=0)  # pipeline calls may wait out a whole window
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm or self.concurrency)
+
+
 class ProviderSettings(BaseModel):
     """Client settings. api_key is a SecretStr: never shown by repr/str/model_dump_json."""
 
@@ -70,6 +96,7 @@ class ProviderSettings(BaseModel):
     speech_model: str = "step-tts-2"
     default_voice: str = "cixingnansheng"
     response_format: str = "mp3"
+    tier: TierSettings | None = None  # None: no platform-side limiter
     emulator: EmulatorSettings | None = None
 
     @property
