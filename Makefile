@@ -21,6 +21,12 @@ setup: $(STAMP) .cache/apt-ok $(VOICE_CACHE_STAMP)
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
+	@# npm installs make run's durable dev chain (anvil) once; any Node.js with npm will do.
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing Node.js and npm"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
 	@mkdir -p .cache && touch $@
 
 $(STAMP): $(LOCK) pyproject.toml

