@@ -1,6 +1,7 @@
 """Blob storage for uploads, samples and generated audio: content-addressed keys, never client file names.
 
-`LocalBlobStore` is the embedded default; an S3-compatible store implements the same `BlobStore` protocol.
+`LocalBlobStore` is the embedded default; `bentos.store.s3.S3BlobStore` (`blobs=s3`) implements the same
+`BlobStore` protocol on an S3-compatible server.
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def download_url(self, key: str, expires_s: int, content_type: str | None = None) -> str | None:
+        """An expiring URL that serves the blob without credentials, or None: then stream it from `get`."""
+        ...
+
+
+def check_key(key: str) -> None:
+    """KeyError unless `key` is a blob key (64 lowercase hex digits): never a path or a client's name."""
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise KeyError(f"not a blob key: {key[:80]!r}")
+
 
 class LocalBlobStore:
     """Files under root/ab/cd/<sha256>, written atomically (temp file + rename)."""
@@ -31,8 +42,7 @@ class LocalBlobStore:
         self.root = Path(root)
 
     def _path(self, key: str) -> Path:
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-            raise KeyError(f"not a blob key: {key[:80]!r}")
+        check_key(key)
         return self.root / key[:2] / key[2:4] / key
 
     def put(self, data: bytes) -> str:
@@ -54,3 +64,8 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def download_url(self, key: str, expires_s: int, content_type: str | None = None) -> str | None:
+        """None: a local folder has no URL of its own, so callers stream the bytes."""
+        check_key(key)
+        return None
