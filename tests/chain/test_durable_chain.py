@@ -23,7 +23,7 @@ from bentos.devkit.processes import free_port
 from encoders.voices import VoiceSet
 from tests.chain.chain_harness import HARDHAT_DEV_KEYS, h
 
-pytestmark = pytest.mark.node
+pytestmark = [pytest.mark.node, pytest.mark.slow]  # npm + restarts: ~35 s, run by CI's slow pass
 
 CREATOR = str(Account.from_key(HARDHAT_DEV_KEYS[1]).address)
 OWED = 1_234_567

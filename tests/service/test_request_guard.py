@@ -261,6 +261,8 @@ def test_a_500_leaves_the_keep_alive_connection_usable(
 
     client = guarded.client()
     client.event_hooks["response"] = [note_port]
+    # A library's logging.config call earlier in the run may have disabled loggers that already existed.
+    monkeypatch.setattr(logging.getLogger("bentos.api.guard"), "disabled", False)
     with caplog.at_level(logging.ERROR, logger="bentos.api.guard"):
         first = client.get("/health")
     assert first.status_code == 500
