@@ -133,7 +133,8 @@ def create_app(platform: Platform | None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        codes = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+        # FastAPI's 400 is a body it could not parse (e.g. JSON that is not UTF-8): the request is invalid.
+        codes = {400: ErrorCode.INVALID_REQUEST, 404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
         code = codes.get(err.status_code, ErrorCode.HTTP_ERROR)
         return _envelope(err.status_code, code, str(err.detail))
 

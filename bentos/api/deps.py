@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +19,9 @@ from bentos.core.speech import TextToSpeech
 # Documents the scheme in OpenAPI (and /docs); the key itself is checked by `caller`.
 _bearer = HTTPBearer(auto_error=False, description="a platform API key (`vpk_…`), from sign-up")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+# `openapi_extra` of a route that works without a key too (a key, when sent, must be valid): the empty
+# requirement makes the bearer scheme optional in OpenAPI.
+OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
 
 
 def platform_of(request: Request) -> Platform:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from bentos.api.deps import CallerDep, PlatformDep, idempotent
-from bentos.api.views import SettlementList, SettlementView, UsageView
+from bentos.api.views import SettlementList, SettlementView, UsageView, error_responses
 from bentos.billing.reports import MAX_USAGE_LINES, settle, settlement, settlements_of, usage_report
 
 router = APIRouter(tags=["billing"])
 
 
-@router.get("/usage")
+@router.get("/usage", responses=error_responses(401, 422))
 def usage(
     platform: PlatformDep,
     account: CallerDep,
@@ -24,7 +24,12 @@ def usage(
     return UsageView.of(usage_report(platform.sessions, platform.prices, account, limit))
 
 
-@router.post("/settlements", status_code=201, response_model=SettlementView)
+@router.post(
+    "/settlements",
+    status_code=201,
+    response_model=SettlementView,
+    responses=error_responses(400, 401, 403, 409, 422, 503),
+)
 def create_settlement(request: Request, platform: PlatformDep, account: CallerDep) -> Response:
     """Settle all of the caller's unsettled earnings; the payout is deposited on chain (follow it with GET)."""
 
@@ -34,11 +39,11 @@ def create_settlement(request: Request, platform: PlatformDep, account: CallerDe
     return idempotent(request, account.id, "POST /settlements", "settle", produce)
 
 
-@router.get("/settlements")
+@router.get("/settlements", responses=error_responses(401))
 def list_settlements(platform: PlatformDep, account: CallerDep) -> SettlementList:
     return SettlementList(data=[SettlementView.of(s) for s in settlements_of(platform.sessions, account)])
 
 
-@router.get("/settlements/{settlement_id}")
+@router.get("/settlements/{settlement_id}", responses=error_responses(401, 404))
 def get_settlement(settlement_id: str, platform: PlatformDep, account: CallerDep) -> SettlementView:
     return SettlementView.of(settlement(platform.sessions, settlement_id, account))

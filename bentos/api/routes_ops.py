@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bentos.api.deps import CallerDep, PlatformDep
 from bentos.api.schemas import EmbedRequest
-from bentos.api.views import EmbeddingView, HealthView
+from bentos.api.views import EmbeddingView, HealthView, error_responses
 from bentos.core import metrics
 from bentos.core.intake import embed_upload
 from bentos.core.platform import Platform
@@ -51,7 +51,7 @@ def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=error_responses(400, 401, 404, 410, 413, 422, 503))
 async def embed_file(body: EmbedRequest, platform: PlatformDep, account: CallerDep) -> EmbeddingView:
     """Embed one of your uploads → {vector, dim, hash, encoder, version, pretrained}.
 

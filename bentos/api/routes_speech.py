@@ -8,15 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from bentos.api.deps import CallerDep, OptionalCallerDep, SpeechDep, replayed
+from bentos.api.deps import OPTIONAL_AUTH, CallerDep, OptionalCallerDep, SpeechDep, replayed
 from bentos.api.schemas import MAX_TEXT_CHARS, OpenAISpeech, Speak
-from bentos.api.views import QuoteView
+from bentos.api.views import QuoteView, error_responses
 from bentos.core.accounts import Caller
 from bentos.core.idempotency import StoredResponse
 from bentos.core.speech import AUDIO_CONTENT_TYPES, SpeechOrder, TextToSpeech
 
 router = APIRouter(tags=["speech"])
+SPEECH_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429, 451, 502, 503)
 AUDIO: dict[int | str, dict[str, Any]] = {
+    **SPEECH_ERRORS,
     200: {
         "description": "the audio, streamed as the provider produces it (`Idempotent-Replayed: true` on a "
         "replay); `X-Request-Id` names the metered call, `X-Usage-Chars` what it was metered for",
@@ -24,7 +26,7 @@ AUDIO: dict[int | str, dict[str, Any]] = {
             media: {"schema": {"type": "string", "format": "binary"}}
             for media in AUDIO_CONTENT_TYPES.values()
         },
-    }
+    },
 }
 
 
@@ -50,7 +52,11 @@ async def openai_speech(
     return await _speak(speech, account, body.order(), request)
 
 
-@router.get("/voices/{voice_id}/quote")
+@router.get(
+    "/voices/{voice_id}/quote",
+    responses=error_responses(401, 404, 410, 422),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def quote(
     voice_id: str,
     chars: Annotated[int, Query(ge=1, le=MAX_TEXT_CHARS)],

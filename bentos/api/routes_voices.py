@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from bentos.api.deps import CallerDep, OptionalCallerDep, PlatformDep, body_hash, idempotent
+from bentos.api.deps import (
+    OPTIONAL_AUTH,
+    CallerDep,
+    OptionalCallerDep,
+    PlatformDep,
+    body_hash,
+    idempotent,
+)
 from bentos.api.schemas import CreateVoice
 from bentos.api.views import (
     FileView,
@@ -19,6 +26,7 @@ from bentos.api.views import (
     ProvenanceView,
     VoiceRevoked,
     VoiceStarted,
+    error_responses,
 )
 from bentos.core.catalog import (
     DiscoveryQuery,
@@ -71,7 +79,10 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     "/files",
     status_code=201,
     response_model=FileView,
-    responses={200: {"model": FileView, "description": "you had uploaded these exact bytes before"}},
+    responses={
+        200: {"model": FileView, "description": "you had uploaded these exact bytes before"},
+        **error_responses(400, 401, 409, 413, 415, 422),
+    },
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def upload_file(request: Request, platform: PlatformDep, account: CallerDep) -> Response:
@@ -101,7 +112,12 @@ async def upload_file(request: Request, platform: PlatformDep, account: CallerDe
     return await run_in_threadpool(run)
 
 
-@router.post("/voices", status_code=202, response_model=VoiceStarted)
+@router.post(
+    "/voices",
+    status_code=202,
+    response_model=VoiceStarted,
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 422),
+)
 def create_voice(body: CreateVoice, request: Request, platform: PlatformDep, account: CallerDep) -> Response:
     """Create a persona from an uploaded file; the pipeline runs in the background (poll GET /voices/{id})."""
 
@@ -114,7 +130,12 @@ def create_voice(body: CreateVoice, request: Request, platform: PlatformDep, acc
     return idempotent(request, account.id, "POST /voices", body_hash(body), produce)
 
 
-@router.get("/voices", response_model_exclude_unset=True)
+@router.get(
+    "/voices",
+    response_model_exclude_unset=True,
+    responses=error_responses(401, 422),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_voices(
     platform: PlatformDep,
     account: OptionalCallerDep,
@@ -130,31 +151,46 @@ def list_voices(
     return PersonaPageView.of(discover(platform.sessions, account, query))
 
 
-@router.get("/voices/{voice_id}", response_model_exclude_unset=True)
+@router.get(
+    "/voices/{voice_id}",
+    response_model_exclude_unset=True,
+    responses=error_responses(401, 404),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_voice(voice_id: str, platform: PlatformDep, account: OptionalCallerDep) -> PersonaView:
     """A persona: its creator also sees the prompt, pipeline failure, embedding, chain intent and provider voice."""
     return PersonaView.of(persona_view(platform.sessions, voice_id, account))
 
 
-@router.get("/voices/{voice_id}/sample", response_class=Response, responses={200: WAV})
+@router.get(
+    "/voices/{voice_id}/sample",
+    response_class=Response,
+    responses={200: WAV, **error_responses(401, 404, 410)},
+    openapi_extra=OPTIONAL_AUTH,
+)
 def voice_sample(voice_id: str, platform: PlatformDep, account: OptionalCallerDep) -> Response:
     audio = persona_sample(platform.sessions, platform.blobs, voice_id, account)
     return Response(audio, media_type="audio/wav")
 
 
-@router.get("/voices/{voice_id}/provenance", response_model_exclude_unset=True)
+@router.get(
+    "/voices/{voice_id}/provenance",
+    response_model_exclude_unset=True,
+    responses=error_responses(401, 404, 503),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_provenance(voice_id: str, platform: PlatformDep, account: OptionalCallerDep) -> ProvenanceView:
     """Read the chain and recompute: is this persona's embedding what was registered, and is it revoked?"""
     return ProvenanceView.of(provenance(platform.sessions, lambda: platform.chain, voice_id, account))
 
 
-@router.delete("/voices/{voice_id}")
+@router.delete("/voices/{voice_id}", responses=error_responses(401, 403, 404))
 def revoke_voice(voice_id: str, platform: PlatformDep, account: CallerDep) -> VoiceRevoked:
     """Creator revokes: TTS stops at once, sample + upload + vector are deleted, the chain revoke is queued."""
     revoke(platform.sessions, platform.blobs, voice_id, account)
     return VoiceRevoked(id=voice_id, status=PersonaState.REVOKED)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=error_responses(401, 403, 404))
 def get_job(job_id: str, platform: PlatformDep, account: CallerDep) -> JobView:
     return JobView.of(job_progress(platform.sessions, job_id, account))

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
 from pydantic.json_schema import JsonDict
 
 from bentos.core import personas as p
 from bentos.core.accounts import NAME_MAX_CHARS as ACCOUNT_NAME_MAX_CHARS
-from bentos.core.speech import INSTRUCTION_MAX_CHARS, SPEED_RANGE, VOLUME_RANGE, SpeechOrder
+from bentos.core.speech import (
+    INSTRUCTION_MAX_CHARS,
+    OPENAI_FORMATS,
+    SPEECH_SAMPLE_RATES,
+    SPEED_RANGE,
+    VOICE_LABELS,
+    VOLUME_RANGE,
+    SpeechOrder,
+)
 
 
 class _Body(BaseModel):
@@ -21,6 +29,26 @@ MAX_TEXT_CHARS = 10_000  # hard cap for any text field; the configured per-call 
 MAX_STATEMENT = 1_000
 Tag = Annotated[str, StringConstraints(max_length=p.TAG_MAX_CHARS)]
 ShortId = Annotated[str, StringConstraints(max_length=64)]
+SpeechModel = Annotated[
+    str,
+    StringConstraints(max_length=40),
+    WithJsonSchema({"type": "string", "enum": list(p.CLONE_MODELS)}),  # checked by the domain
+]
+# Documented as the provider contract has them (checked there, so a wrong value gets its message).
+SampleRate = Annotated[int, WithJsonSchema({"type": "integer", "enum": list(SPEECH_SAMPLE_RATES)})]
+VoiceLabel = Annotated[
+    dict[Tag, Tag],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "exactly one of language, emotion, style (GET /v1/limits `tts.voiceLabels`)",
+            "properties": {k: {"type": "string", "enum": list(v)} for k, v in VOICE_LABELS.items()},
+            "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
+        }
+    ),
+]
 
 
 class SignUp(_Body):
@@ -80,12 +108,12 @@ class CreateVoice(_Body):
 class Speak(_Body):
     voice: ShortId
     text: str = Field(max_length=MAX_TEXT_CHARS, description="at most `tts.maxChars` (GET /v1/limits)")
-    model: str | None = Field(default=None, max_length=40)
+    model: SpeechModel | None = Field(default=None, description="default: the persona's model")
     format: Literal["wav", "mp3", "flac", "opus", "pcm"] = "mp3"
     speed: float | None = Field(default=None, ge=SPEED_RANGE.min, le=SPEED_RANGE.max)
     volume: float | None = Field(default=None, ge=VOLUME_RANGE.min, le=VOLUME_RANGE.max)
-    sample_rate: int | None = Field(default=None, alias="sampleRate")
-    voice_label: dict[Tag, Tag] | None = Field(default=None, alias="voiceLabel", max_length=3)
+    sample_rate: SampleRate | None = Field(default=None, alias="sampleRate")
+    voice_label: VoiceLabel | None = Field(default=None, alias="voiceLabel", max_length=3)
     instruction: str | None = Field(default=None, max_length=INSTRUCTION_MAX_CHARS)
 
     def order(self) -> SpeechOrder:
@@ -98,7 +126,9 @@ class OpenAISpeech(BaseModel):
     model: str = Field(default="tts-1", max_length=64)
     input: str = Field(max_length=MAX_TEXT_CHARS)
     voice: ShortId
-    response_format: str = Field(default="mp3", max_length=10)
+    response_format: str = Field(
+        default="mp3", max_length=10, json_schema_extra=_one_of(tuple(sorted(OPENAI_FORMATS)))
+    )
     speed: float | None = None
     instructions: str | None = Field(default=None, max_length=p.PROMPT_MAX_CHARS)
 

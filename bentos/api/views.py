@@ -7,7 +7,7 @@ unset and, on routes that say so, out of the JSON (e.g. the creator-only part of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
@@ -26,10 +26,13 @@ def camel(name: str) -> str:
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    if not isinstance(value, datetime):
+        return value
+    # The database hands back naive UTC times (SQLite keeps no zone): RFC 3339 `date-time` needs the offset.
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-# isoformat() as the API has always written it (pydantic would write "Z" for UTC).
+# isoformat() as the API has always written it (pydantic would write "Z" for UTC), always with its offset.
 IsoTime = Annotated[
     str | None,
     BeforeValidator(_iso),
@@ -53,6 +56,28 @@ class ErrorBody(View):
 
 class ErrorEnvelope(View):
     error: ErrorBody
+
+
+ERROR_STATUSES: dict[int, str] = {
+    400: "refused as it stands (`invalid_text`, `invalid_idempotency_key`, `nothing_to_settle`, …)",
+    401: "the API key is missing (`unauthenticated`) or unknown or revoked (`invalid_api_key`)",
+    403: "the key's account may not do this (`forbidden`)",
+    404: "no such object, or not one the caller may see (`not_found`)",
+    409: "conflicts with the current state (`email_taken`, `idempotency_key_reused`, `voice_not_ready`, …)",
+    410: "gone: revoked by its creator or no longer stored (`voice_revoked`, `blob_missing`)",
+    413: "the body is over its limit (`request_too_large`, `file_too_large`)",
+    415: "not WAV or MP3 audio (`unsupported_format`)",
+    422: "the request does not validate (`invalid_request`) or breaks a domain rule (`error.code` says which)",
+    429: "rate limited (`provider_rate_limited`); `Retry-After` says when to come back",
+    451: "the text was refused by content moderation (`content_blocked`)",
+    502: "the voice provider gave an answer we can't read (`provider_bad_response`)",
+    503: "a dependency is unavailable (`provider_unavailable`, …); `Retry-After` says when to come back",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses an operation can answer, each the one envelope."""
+    return {s: {"model": ErrorEnvelope, "description": ERROR_STATUSES[s]} for s in statuses}
 
 
 # --- accounts ----------------------------------------------------------------------------------------------

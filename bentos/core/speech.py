@@ -33,6 +33,7 @@ from bentos.stepfun.models import (
     LANGUAGE_LABELS,
     MAX_INSTRUCTION_CHARS,
     RESPONSE_FORMATS,
+    SAMPLE_RATES,
     STYLE_LABELS_ALL,
     STYLE_LABELS_TTS2,
     ResponseFormat,
@@ -49,6 +50,7 @@ VOICE_LABELS = {
     "style": STYLE_LABELS_ALL + STYLE_LABELS_TTS2,
 }
 OPENAI_FORMATS = RESPONSE_FORMATS  # OpenAI's response_format names are StepFun's
+SPEECH_SAMPLE_RATES = SAMPLE_RATES
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ def speech_request(persona: Persona, order: SpeechOrder) -> SpeechRequest:
             instruction=order.instruction,
         )
     except ValidationError as err:
-        message = "; ".join(str(e.get("msg")) for e in err.errors()[:3])
+        # A rule across fields (a model's options) reads "Value error, …" in pydantic: the rule alone is the message.
+        message = "; ".join(str(e.get("msg")).removeprefix("Value error, ") for e in err.errors()[:3])
         raise PlatformError(ErrorCode.INVALID_REQUEST, message, 422) from None
 
 
