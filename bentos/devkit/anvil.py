@@ -12,13 +12,13 @@ from __future__ import annotations
 import fcntl
 import json
 import platform
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bentos.devkit.evm_node import DevNodeError, rpc_chain_id, run_npm
+from bentos.devkit.processes import terminate
 
 ANVIL_VERSION = "1.7.1"
 ANVIL_CHAIN_ID = 31337
@@ -69,13 +69,7 @@ class AnvilNode:
         if self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout_s)
+        terminate(self.process, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: a crash. Only what anvil wrote at its last state interval survives."""

@@ -10,12 +10,13 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bentos.devkit.processes import terminate
 
 HARDHAT_VERSION = "3.18.0"
 NODE_VERSION = "22.23.5"
@@ -55,13 +56,7 @@ class DevNode:
         if self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout_s)
+        terminate(self.process, timeout_s)
 
     def __enter__(self) -> DevNode:
         return self
