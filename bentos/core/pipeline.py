@@ -114,12 +114,11 @@ class PersonaPipeline:
                 self._fail_or_retry(persona_id, state, failure)
                 return
             except StepFunError as err:
-                # An open breaker made no call: wait out its cool-down, or every attempt hits it again.
-                wait = (
-                    self.provider.settings.breaker_reset_timeout_s
-                    if isinstance(err, ProviderUnavailable)
-                    else 0
-                )
+                # An open breaker or a full rate limit made no call: wait as long as it says (the breaker's
+                # cool-down when it doesn't), or every attempt hits it again.
+                wait = err.retry_after or 0.0
+                if isinstance(err, ProviderUnavailable) and not wait:
+                    wait = self.provider.settings.breaker_reset_timeout_s
                 mapped = provider_failure(err)  # stored as the code a /tts caller would see for it
                 step_failure = StepFailed(mapped.code, mapped.message, mapped.retryable, wait)
                 self._fail_or_retry(persona_id, state, step_failure)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bentos.core.jobs import Retry
-from bentos.stepfun.errors import ProviderServerError, ProviderUnavailable
+from bentos.stepfun.errors import ProviderServerError, ProviderUnavailable, RateLimited
 from bentos.store.models import Job, StoredFile, VoiceClone, utcnow
 from tests.core.conftest import Core
 
@@ -128,6 +128,16 @@ def test_an_open_breaker_is_retried_no_sooner_than_its_cool_down(core: Core, voi
     assert retry.value.delay >= core.provider.settings.breaker_reset_timeout_s
     persona = core.get(persona_id)
     assert persona.state == "registered" and persona.failure_retryable
+
+
+def test_a_full_rate_limit_is_retried_no_sooner_than_it_says(core: Core, voice_set: VoiceSet) -> None:
+    creator = core.account()
+    persona_id = core.persona(creator, core.upload(creator, _audio(voice_set, 3)))
+    core.provider.fail_clone.append(RateLimited("tier full", retry_after=12.0))
+    with pytest.raises(Retry) as retry:
+        core.pipeline.run(persona_id)
+    assert retry.value.delay >= 12.0
+    assert core.get(persona_id).failure_code == "provider_rate_limited"
 
 
 def test_a_retryable_failure_is_revived_until_the_provider_recovers_then_given_up_on(
