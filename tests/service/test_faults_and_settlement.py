@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from bentos.chain.outbox import OutboxItem
@@ -141,6 +142,7 @@ def test_settling_needs_a_payout_wallet(platform_server: RunningPlatform) -> Non
     assert r.status_code == 422 and r.json()["error"]["code"] == "payout_wallet_missing"
 
 
+@pytest.mark.slow  # a real SIGKILL and restart, ~30 s: CI's slow pass runs it
 def test_killed_platform_resumes_the_pipeline_without_a_second_clone_or_registration(
     emulator: EmulatorProcess, voice_set: VoiceSet, tmp_path: Path
 ) -> None:
