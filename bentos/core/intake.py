@@ -149,7 +149,12 @@ def accept_upload(
 ) -> AcceptedUpload:
     """Validate `data` (WAV/MP3 bytes), check it for impersonation, and store it for `owner`."""
     clip = decode(data, audio)
-    hit = impersonation_check(sessions, embedder.embed(clip), owner.id, impersonation_threshold)
+    # Embedding costs a model pass: only when this encoder has a calibrated threshold to compare against.
+    hit = (
+        impersonation_check(sessions, embedder.embed(clip), owner.id, impersonation_threshold)
+        if impersonation_threshold is not None
+        else None
+    )
     with sessions.begin() as session:
         existing = session.scalar(
             select(StoredFile).where(StoredFile.owner_id == owner.id, StoredFile.sha256 == clip.source_sha256)

@@ -195,7 +195,7 @@ class TextToSpeech:
         claim = Idempotency(
             self.sessions, key, caller.id, IDEMPOTENCY_ROUTE, fingerprint, BlobBody(self.blobs)
         )
-        stored = await anyio.to_thread.run_sync(claim.begin)
+        stored = await anyio.to_thread.run_sync(claim.begin) if key is not None else None
         if stored is not None:
             return stored
         chunks = cast(AsyncGenerator[bytes, None], self.provider.stream_speech(speech))
@@ -243,7 +243,8 @@ class TextToSpeech:
                 audio = b"".join(received)
                 await anyio.to_thread.run_sync(self._meter, request_id, caller, persona, speech, audio, claim)
             else:
-                await anyio.to_thread.run_sync(claim.abandon)
+                if claim.key is not None:  # without a key there is nothing to free
+                    await anyio.to_thread.run_sync(claim.abandon)
 
     def _persona(self, voice: str, caller: Caller) -> Persona:
         with self.sessions() as session:
