@@ -9,7 +9,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup browser run test test-all lint bench bench-all bento lock clean
+.PHONY: setup browser run test test-all lint bench bench-all bento lock clean reliability
 
 VOICE_CACHE_STAMP := .cache/voice-engine-ok
 
@@ -83,6 +83,11 @@ bench-all: bench
 	$(PY) -m scripts.bench_tts
 	$(PY) -m scripts.bench_embed_service
 	$(PY) -m scripts.bench_memory
+
+# Fuzz, hostile corpus, fault matrix and a load test on postgres + redis → var/reliability/report.md (targets
+# met/missed). ARGS="--quick" runs each step small; ARGS="--only load,fuzz" a subset.
+reliability: setup
+	$(PY) -m scripts.reliability_report $(ARGS)
 
 # Package the services as a Bento (BentoML's deployable unit); `bentoml containerize` turns it into an image.
 bento: setup

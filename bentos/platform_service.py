@@ -12,8 +12,10 @@ import bentoml
 
 with bentoml.importing():
     from bentos.api.app import create_app
+    from bentos.core import metrics
     from bentos.core.embedder import RemoteEmbedder
     from bentos.core.encoder_runtime import overrides_from_env
+    from bentos.core.logs import configure_logging
     from bentos.core.platform import compose
     from bentos.encoder_service import SpeakerEncoderService
 
@@ -26,6 +28,7 @@ class PersonaPlatform:
     encoder = bentoml.depends(SpeakerEncoderService)
 
     def __init__(self) -> None:
+        configure_logging()  # JSON lines on stderr; after BentoML's own logging setup, which it would replace
         # Looked up per call: the dependency's endpoints exist only once its client has connected. BentoML
         # builds the service inside its server's event loop, which the pipeline's threads submit calls to.
         embedder = RemoteEmbedder(
@@ -33,6 +36,10 @@ class PersonaPlatform:
         )
         self.platform = compose(overrides_from_env(), embedder=embedder).start()
         app.state.platform = self.platform
+
+    def __metrics__(self, content: str) -> str:
+        """BentoML's /metrics, plus the gauges read from the database at scrape time (queue, outbox, breaker)."""
+        return content + metrics.scrape_time_text(self.platform).decode()
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

@@ -28,6 +28,13 @@ ErrorCode = Literal[
     "file_too_large", "unsupported_format", "corrupt_audio", "audio_too_short", "audio_too_long", "no_speech"
 ]
 SUPPORTED_RATES = (16000, 22050, 24000)
+# Source sample rates accepted (Hz): telephone to studio. Outside them a header is forged or the file is not speech.
+SOURCE_RATE_RANGE = (4000, 384000)
+# torchaudio's sinc kernel is [to/g, from/g + 2·width] floats for g = gcd(from, to): an odd rate (1 999 993 Hz)
+# would need 256 GB. A source rate whose reduced ratio is above this is resampled as if it were the nearest
+# multiple of RATE_SNAP_HZ (at most 0.6 % faster or slower: nothing a speaker encoder hears).
+MAX_REDUCED_RATE = 4000
+RATE_SNAP_HZ = 50
 
 
 class AudioError(ValueError):
@@ -251,6 +258,12 @@ def decode(data: bytes, settings: AudioSettings) -> tuple[np.ndarray, int, Audio
                 )
             if f.samplerate <= 0 or f.channels <= 0 or f.channels > 8:
                 raise AudioError("corrupt_audio", "the audio header is inconsistent")
+            low, high = SOURCE_RATE_RANGE
+            if not low <= f.samplerate <= high:
+                raise AudioError(
+                    "unsupported_format",
+                    f"a sample rate of {f.samplerate} Hz is not accepted ({low}–{high} Hz)",
+                )
             cap = int(settings.max_decode_seconds * f.samplerate)
             samples = f.read(frames=cap, dtype="float32", always_2d=True)
             rate = int(f.samplerate)
@@ -296,6 +309,8 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """float32 [n] at from_rate → float32 [m] at to_rate (torchaudio's windowed-sinc resampler)."""
     if from_rate == to_rate:
         return np.ascontiguousarray(samples, dtype=np.float32)
+    if from_rate // math.gcd(from_rate, to_rate) > MAX_REDUCED_RATE:
+        from_rate = max(RATE_SNAP_HZ, round(from_rate / RATE_SNAP_HZ) * RATE_SNAP_HZ)
     with torch.inference_mode():
         out = _resampler(from_rate, to_rate)(
             torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))

@@ -3,7 +3,7 @@ check (no 5xx, response schema, status code, content type, headers, negative dat
 auth not ignored, …) plus our own: each error is the one envelope, each status is one the operation documents by
 number (not only by the `4XX` range), and a 401 only ever answers a missing or bad API key.
 
-    .venv/bin/python -m scripts.fuzz_api [--max-examples 100] [--seed 0]
+    .venv/bin/python -m scripts.fuzz_api [--max-examples 100] [--seed 0] [--json var/reliability/fuzz.json]
 
 Runs the real platform in process (the StepFun emulator, SQLite, the job queue, uvicorn on loopback), prints a
 table of operations × cases × failures and writes bench_results/fuzz.json. Targets: 0 failures (0 5xx, 0 schema
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -303,6 +304,9 @@ def main() -> None:
     )
     parser.add_argument("--max-examples", type=int, default=100, help="cases per operation and mode")
     parser.add_argument("--seed", type=int, default=0, help="-1: a random run")
+    parser.add_argument(
+        "--json", type=Path, help="also write the figures here ({cases, failures, server_5xx, operations, …})"
+    )
     args = parser.parse_args()
     seed = None if args.seed < 0 else args.seed
     start = time.perf_counter()
@@ -316,19 +320,23 @@ def main() -> None:
     for s in stats:
         for example in s.examples:
             print(f"  {s.operation}: {example}")
-    write_results(
-        "fuzz",
-        {
-            "max_examples": args.max_examples,
-            "seed": seed,
-            "schemathesis": schemathesis.__version__,
-            "seconds": round(elapsed, 1),
-            "total": total,
-            "operations": [
-                {**s.row(), "statuses": s.statuses, "kinds": s.kinds, "examples": s.examples} for s in stats
-            ],
-        },
-    )
+    figures = {
+        "max_examples": args.max_examples,
+        "seed": seed,
+        "schemathesis": schemathesis.__version__,
+        "seconds": round(elapsed, 1),
+        "total": total,
+        "operations": [
+            {**s.row(), "statuses": s.statuses, "kinds": s.kinds, "examples": s.examples} for s in stats
+        ],
+    }
+    write_results("fuzz", figures)
+    if args.json is not None:  # the reliability report's copy: the totals at the top level
+        server_5xx = sum(n for s in stats for status, n in s.statuses.items() if status >= 500)
+        summary = {**total, "operations_fuzzed": len(stats), "server_5xx": server_5xx, **figures}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

@@ -99,10 +99,11 @@ class Persona(TypedDict):
     model: str
     sampleText: str | None
     sampleAudioUrl: str | None
-    pricePer10kChars: int
+    pricePer10kChars: int  # read-only display: the persona's own model at its multiplier
     calls: int
     createdAt: str
     revokedAt: str | None
+    priceMultiplierBps: NotRequired[int]
     personaPrompt: NotRequired[str | None]
     failure: NotRequired[Failure | None]
     embedding: NotRequired[EmbeddingInfo | None]
@@ -141,6 +142,10 @@ class UsageCall(TypedDict):
     model: str
     amount: int
     createdAt: str
+    unitPrice: NotRequired[int]
+    providerCost: NotRequired[int]
+    creatorShare: NotRequired[int]
+    platformShare: NotRequired[int]
 
 
 class Earning(TypedDict):
@@ -166,6 +171,9 @@ class Settlement(TypedDict):
     amount: int
     status: str
     txHash: str | None
+    creatorAmount: NotRequired[int]
+    usageCount: NotRequired[int]
+    createdAt: NotRequired[str | None]
 
 
 class Job(TypedDict):
@@ -240,6 +248,10 @@ class Prices(TypedDict):
     listPricePer10kChars: dict[str, int]
     creatorShareBps: int
     rounding: str
+    multiplierBpsMin: int  # the price multipliers a creator may set (10000 = the list price)
+    multiplierBpsMax: int
+    cloneFee: int  # held from the creator's balance when a persona is created
+    trialCredit: NotRequired[int]
 
 
 class PipelineLimits(TypedDict):
@@ -258,7 +270,7 @@ class Limits(TypedDict):
 
 
 class Quote(TypedDict):
-    """`GET /voices/{id}/quote?chars=N`: what a call of N characters costs, in integer micro-units."""
+    """`GET /quotes?voice=&model=&chars=N`: what a call of N characters costs, in integer micro-units."""
 
     voiceId: str
     chars: int
@@ -266,6 +278,87 @@ class Quote(TypedDict):
     unitPrice: int
     amount: int
     currency: str
+    multiplierBps: NotRequired[int]
+
+
+class Balance(TypedDict):
+    """`GET /balance`: what the caller can spend, what is held for calls in flight, unpaid earnings."""
+
+    available: int
+    reserved: int
+    currency: str
+    unit: str
+    earnings: NotRequired[int]
+
+
+class InvoiceLine(TypedDict):
+    date: str
+    requestId: str
+    personaId: str
+    persona: str
+    model: str
+    chars: int
+    unitPrice: int
+    amount: int
+
+
+class InvoiceTotals(TypedDict):
+    calls: int
+    chars: int
+    amount: int
+
+
+class Invoice(TypedDict):
+    lines: list[InvoiceLine]
+    totals: InvoiceTotals
+
+
+class EarningsDay(TypedDict):
+    date: str
+    personaId: str
+    persona: str
+    calls: int
+    chars: int
+    gross: int
+    creatorShare: int
+    providerCost: int
+    platformShare: int
+
+
+class StatementSettlement(TypedDict):
+    settlementId: str
+    createdAt: str | None
+    confirmedAt: str | None
+    usageCount: int
+    amount: int
+    creatorAmount: int
+    status: str
+    txHash: str | None
+
+
+class CreatorStatement(TypedDict):
+    days: list[EarningsDay]
+    totals: dict[str, int]
+    settlements: list[StatementSettlement]
+
+
+class Statement(TypedDict):
+    """`GET /statements?period=YYYY-MM`: the month's invoice and, for creators, their earnings."""
+
+    period: str
+    currency: str
+    unit: str
+    accountId: str
+    invoice: Invoice
+    earnings: CreatorStatement | None
+
+
+@dataclass(frozen=True)
+class StatementFile:
+    """A statement downloaded as CSV (`GET /statements?format=csv`), with the name the platform gave it."""
+
+    content: bytes
+    filename: str
 
 
 def _missing_fields(value: Any, shape: Any, where: str = "") -> list[str]:
@@ -286,12 +379,21 @@ def _missing_fields(value: Any, shape: Any, where: str = "") -> list[str]:
 class ApiError(Exception):
     """A refused or failed platform call: HTTP status (0 = no answer), a stable code and a human message."""
 
-    def __init__(self, status: int, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.details = details or {}  # e.g. `needed` and `available` micro-units on a 402
 
     def __repr__(self) -> str:
         return f"ApiError(status={self.status}, code={self.code!r}, message={self.message!r})"
@@ -316,6 +418,7 @@ def _error_from(response: httpx.Response) -> ApiError:
             str(envelope["code"]),
             str(envelope.get("message") or envelope["code"]),
             retryable=bool(envelope.get("retryable", False)),
+            details=envelope.get("details") if isinstance(envelope.get("details"), dict) else None,
         )
     except (ValueError, KeyError, TypeError):
         # Not the platform's envelope (a proxy page, a framework default): keep it short and generic.
@@ -467,7 +570,7 @@ class PlatformClient:
         persona_prompt: str | None = None,
         tags: list[str] | None = None,
         language: str | None = None,
-        price_per_10k_chars: int | None = None,
+        price_multiplier_bps: int | None = None,  # within GET /v1/limits → prices.multiplierBpsMin/Max
         model: str | None = None,
         text: str | None = None,
         sample_text: str | None = None,
@@ -478,7 +581,7 @@ class PlatformClient:
             "personaPrompt": persona_prompt,
             "tags": tags,
             "language": language,
-            "pricePer10kChars": price_per_10k_chars,
+            "priceMultiplierBps": price_multiplier_bps,
             "model": model,
             "text": text,
             "sampleText": sample_text,
@@ -515,9 +618,13 @@ class PlatformClient:
     def revoke_voice(self, voice_id: str) -> Revoked:
         return cast(Revoked, self._json("DELETE", f"/voices/{voice_id}"))
 
-    def quote(self, voice_id: str, chars: int) -> Quote:
-        """What `chars` characters of speech with this persona will cost (the ledger's own price function)."""
-        return cast(Quote, self._json("GET", f"/voices/{voice_id}/quote", params={"chars": chars}))
+    def quote(self, voice_id: str, chars: int, model: str | None = None) -> Quote:
+        """What `chars` characters of speech with this persona (and `model`, the persona's own by default) will
+        cost: the ledger's own price function, exactly what the call is then metered at."""
+        params: dict[str, str | int] = {"voice": voice_id, "chars": chars}
+        if model:
+            params["model"] = model
+        return cast(Quote, self._json("GET", "/quotes", params=params))
 
     def get_job(self, job_id: str) -> Job:
         return cast(Job, self._json("GET", f"/jobs/{job_id}"))
@@ -562,6 +669,20 @@ class PlatformClient:
     def usage(self) -> Usage:
         return cast(Usage, self._json("GET", "/usage"))
 
+    def balance(self) -> Balance:
+        return cast(Balance, self._json("GET", "/balance"))
+
+    def statement(self, period: str) -> Statement:
+        """The month `period` (YYYY-MM) as JSON: invoice lines and totals; for creators also earnings."""
+        return cast(Statement, self._json("GET", "/statements", params={"period": period, "format": "json"}))
+
+    def statement_csv(self, period: str, part: str = "invoice") -> StatementFile:
+        """The month as a CSV download: `invoice`, or (creators) `earnings` or `settlements`."""
+        response = self._send("GET", "/statements", params={"period": period, "format": "csv", "part": part})
+        disposition = response.headers.get("Content-Disposition", "")
+        name = disposition.split("filename=")[-1].strip('" ') if "filename=" in disposition else ""
+        return StatementFile(response.content, name or f"voxpersona-{period}-{part}.csv")
+
     def settle(self, *, idempotency_key: str | None = None) -> Settlement:
         return cast(Settlement, self._json("POST", "/settlements", json={}, idempotency_key=idempotency_key))
 
@@ -575,3 +696,27 @@ class PlatformClient:
 
     def health(self) -> Health:
         return cast(Health, self._json("GET", "/health"))
+
+    # -- money on chain ----------------------------------------------------------------------------------
+
+    def crypto_topup(self) -> dict[str, Any]:
+        """`POST /topups/crypto`: deposit instructions {contract, chainId, reference, function, confirmations,
+        weiPerMicro, currency, devChain, rpcUrl}."""
+        return cast(dict[str, Any], self._json("POST", "/topups/crypto", json={}))
+
+    def crypto_topups(self) -> list[dict[str, Any]]:
+        """The caller's credited crypto top-ups, newest first."""
+        return cast(list[dict[str, Any]], self._json("GET", "/topups/crypto")["data"])
+
+    def wallet_challenge(self) -> dict[str, Any]:
+        """`GET /accounts/me/wallet-challenge`: {message, expiresAt}; sign `message` with the new wallet."""
+        return cast(dict[str, Any], self._json("GET", "/accounts/me/wallet-challenge"))
+
+    def change_payout_wallet(self, wallet: str, signature: str) -> Account:
+        """`PATCH /accounts/me` with the wallet and its personal_sign signature of the challenge."""
+        body = {"payoutWallet": wallet, "signature": signature}
+        return cast(Account, self._json("PATCH", "/accounts/me", json=body))
+
+    def payouts(self) -> dict[str, Any]:
+        """`GET /accounts/me/payouts`: what the payout wallet can withdraw from the registry now."""
+        return cast(dict[str, Any], self._json("GET", "/accounts/me/payouts"))

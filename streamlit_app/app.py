@@ -49,7 +49,11 @@ navigation = st.navigation(
             st.Page("views/persona.py", title="Persona", icon=":material/badge:"),
             st.Page("views/generate.py", title="Generate", icon=":material/graphic_eq:"),
         ],
-        "You": [st.Page("views/account.py", title="Account & billing", icon=":material/account_balance:")],
+        "You": [
+            st.Page("views/account.py", title="Account & billing", icon=":material/account_balance:"),
+            st.Page("views/billing.py", title="Billing", icon=":material/receipt_long:"),
+            st.Page("views/wallet.py", title="Wallet", icon=":material/account_balance_wallet:"),
+        ],
     }
 )
 _sidebar()

@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bentos.api import (
     routes_accounts,
     routes_billing,
+    routes_funds,
     routes_limits,
     routes_ops,
     routes_speech,
+    routes_statements,
     routes_voices,
+    routes_wallet,
 )
 from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
 from bentos.api.views import ErrorEnvelope
 from bentos.core import metrics
 from bentos.core.config import ServerSettings
 from bentos.core.errors import DEFAULT_RETRY_AFTER_S, ErrorCode, PlatformError
+from bentos.core.logs import bound
 from bentos.core.platform import Platform
 
-ROUTERS = (routes_accounts, routes_voices, routes_speech, routes_billing, routes_limits, routes_ops)
+access_log = logging.getLogger("bentos.access")
+
+ROUTERS = (
+    routes_accounts,
+    routes_voices,
+    routes_speech,
+    routes_billing,
+    routes_funds,
+    routes_limits,
+    routes_ops,
+    routes_statements,
+    routes_wallet,
+)
 # Every operation documents the one error envelope (this also replaces FastAPI's own 422 schema, which the
 # invalid_request handler below never sends).
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -42,14 +62,78 @@ def _envelope(status: int, code: str, message: str, retryable: bool = False) -> 
 
 
 class _GuardedApp(FastAPI):
-    """FastAPI with RequestGuard outside everything, ServerErrorMiddleware included."""
+    """FastAPI inside, from the outside in: the request context (id, access log, metrics), the security
+    headers, CORS (when `server.cors_origins` lists any), then RequestGuard outside ServerErrorMiddleware — so
+    the guard's own 413/422/500 answers are logged, counted and carry the headers too."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestGuard(super().build_middleware_stack(), self._upload_limit)
+        # Built at the first request: the platform (and its settings) may be set after create_app.
+        app: ASGIApp = RequestGuard(super().build_middleware_stack(), self._upload_limit)
+        origins = list(self._server().cors_origins)
+        if origins:
+            app = CORSMiddleware(
+                app,
+                allow_origins=origins,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["X-Request-Id", "Retry-After"],
+                max_age=600,
+            )
+        return _RequestContext(_SecurityHeaders(app))
+
+    def _server(self) -> ServerSettings:
+        platform: Platform | None = self.state.platform
+        return platform.server if platform else ServerSettings()
 
     def _upload_limit(self) -> int:
-        platform: Platform | None = self.state.platform
-        return (platform.server if platform else ServerSettings()).max_upload_bytes + MULTIPART_ALLOWANCE
+        return self._server().max_upload_bytes + MULTIPART_ALLOWANCE
+
+
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_JSON_TYPES = (b"application/json", b"application/problem+json")
+
+
+class _SecurityHeaders:
+    """Every response: no MIME sniffing, no framing, no referrer; JSON answers are never cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+                if content_type.split(b";")[0].strip() in _JSON_TYPES and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-Id` when it is sane (≤ 64 of [A-Za-z0-9._-]), else a new one."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
 
 
 class _RetryAfter:
@@ -75,8 +159,10 @@ class _RetryAfter:
         await self.app(scope, receive, stamped)
 
 
-class _Observe:
-    """Request count and time to response start per route template. Pure ASGI: BaseHTTPMiddleware would wrap
+class _RequestContext:
+    """The outermost layer: gives the request its id (bound to every log line while it runs, returned in
+    `X-Request-Id`), then one access line and the request metrics (count and time to response start per route
+    template; never the path's values, the query string or the body). Pure ASGI: BaseHTTPMiddleware would wrap
     errors raised while the body streams (RequestGuard's 413) in an ExceptionGroup that no handler maps."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -86,24 +172,43 @@ class _Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_id = request_id_of(scope)
         start, status = time.perf_counter(), 0
 
-        def observe(code: int) -> None:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            metrics.observe_request(scope["method"], path, code, time.perf_counter() - start)
-
-        async def observed(message: Message) -> None:
+        async def answered(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                observe(status)
+                self._observe(scope, status, start)
+                headers = list(message.get("headers", []))
+                # A route that names its own request (speech: the metered call's id, as GET /usage lists it)
+                # keeps it; every other answer carries the id its log lines have.
+                if not any(n.lower() == b"x-request-id" for n, _ in headers):
+                    message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
             await send(message)
 
-        try:
-            await self.app(scope, receive, observed)
-        finally:
-            if not status:  # raised before answering: ServerErrorMiddleware answers 500
-                observe(500)
+        with bound(request_id=request_id):
+            try:
+                await self.app(scope, receive, answered)
+            finally:
+                if not status:  # raised or went away before answering
+                    self._observe(scope, 500, start)
+
+    @staticmethod
+    def _observe(scope: Scope, status: int, start: float) -> None:
+        seconds = time.perf_counter() - start
+        route = getattr(scope.get("route"), "path", "unmatched")
+        metrics.observe_request(scope["method"], route, status, seconds)
+        access_log.log(
+            logging.ERROR if status >= 500 else logging.INFO,
+            "request",
+            extra={
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )
 
 
 def create_app(platform: Platform | None) -> FastAPI:
@@ -143,7 +248,6 @@ def create_app(platform: Platform | None) -> FastAPI:
         # RequestGuard logs the trace (never into a response) and keeps the connection alive.
         return _envelope(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side", retryable=True)
 
-    app.add_middleware(_Observe)
     app.add_middleware(_RetryAfter)
     for module in ROUTERS:
         app.include_router(module.router, responses=ERRORS)

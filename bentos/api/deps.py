@@ -33,7 +33,10 @@ PlatformDep = Annotated[Platform, Depends(platform_of)]
 
 
 def caller(request: Request, platform: PlatformDep, _: Bearer) -> Caller:
-    return identify(platform.sessions, request.headers.get("authorization"))
+    who = identify(platform.sessions, request.headers.get("authorization"))
+    if who.key_id is not None:
+        platform.key_limiter.check(who.key_id)
+    return who
 
 
 def optional_caller(request: Request, platform: PlatformDep, _: Bearer) -> Caller | None:

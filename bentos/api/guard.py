@@ -7,6 +7,9 @@ unhandled exception into the 500 envelope instead of letting the server drop the
   `server.max_upload_bytes` + MULTIPART_ALLOWANCE (413 `file_too_large`).
 - A response that starts while the request body is still unread carries `Connection: close`, so the server stops
   reading (and discarding) the rest of it.
+- A body that stops arriving (a slow-loris client: Content-Length promised, bytes withheld) is answered 408
+  `invalid_request` after BODY_IDLE_TIMEOUT_S without a byte, and the connection closed: it never holds a
+  request open for ever.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +34,8 @@ JSON_BODY_LIMIT = 256 * 1024  # bytes, any request body other than POST /files
 MAX_JSON_DEPTH = 32  # arrays/objects inside each other
 MULTIPART_ALLOWANCE = 64 * 1024  # POST /files: multipart framing and fields on top of server.max_upload_bytes
 UPLOAD_ROUTE = ("POST", "/files")
+# Seconds a request body may go without a byte arriving. Read per request, so tests may lower it.
+BODY_IDLE_TIMEOUT_S = 30.0
 
 
 def limits_doc(default_upload_bytes: int) -> str:
@@ -124,7 +130,20 @@ class _Exchange:
         self._receive, self._send = receive, send
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        if not self.pending:  # the body is read: the app may wait as long as it likes for the disconnect
+            message = await self._receive()
+        else:
+            timeout = BODY_IDLE_TIMEOUT_S
+            try:
+                with anyio.fail_after(timeout):
+                    message = await self._receive()
+            except TimeoutError:
+                raise PlatformError(
+                    "invalid_request",
+                    f"the request body stopped arriving (nothing for {timeout:g} s)",
+                    408,
+                    True,
+                ) from None
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit:

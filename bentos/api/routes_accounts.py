@@ -20,7 +20,14 @@ def create_account(body: SignUp, request: Request, platform: PlatformDep) -> Res
     """Sign up; the API key is in this response only — store it."""
 
     def produce() -> tuple[int, SignedUp]:
-        account, key = open_account(platform.sessions, body.name, body.email, body.role, body.payout_wallet)
+        account, key = open_account(
+            platform.sessions,
+            body.name,
+            body.email,
+            body.role,
+            body.payout_wallet,
+            platform.prices.trial_credit,
+        )
         return 201, SignedUp(account=AccountView.of(account), api_key=key)
 
     def without_key(answer: SignedUp) -> SignedUp:

@@ -41,14 +41,17 @@ def health(platform: PlatformDep) -> Response:
         "chain": {"state": "degraded" if platform.chain_error else "ok", "error": platform.chain_error},
         "db": {"state": "ok" if db_ok else "down"},
         "queue": _queue_health(platform),
+        # The last ledger↔chain reconciliation (bentos/core/money_loop.py); ok until the loop has run.
+        "money": platform.money.health() if platform.money is not None else {"state": "ok"},
     }
     status = "ok" if all(p.get("state") == "ok" for p in parts.values()) else "degraded"
     return JSONResponse({"status": status, **parts}, status_code=200 if db_ok else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus_metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def prometheus_metrics(platform: PlatformDep) -> Response:
+    """The process's counters, then the gauges read from the database now (queue, outbox, breaker)."""
+    return Response(generate_latest() + metrics.scrape_time_text(platform), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("/embeddings", responses=error_responses(400, 401, 404, 410, 413, 422, 503))

@@ -16,7 +16,7 @@ from bentos.core.idempotency import StoredResponse
 from bentos.core.speech import AUDIO_CONTENT_TYPES, SpeechOrder, TextToSpeech
 
 router = APIRouter(tags=["speech"])
-SPEECH_ERRORS = error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429, 451, 502, 503)
+SPEECH_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 410, 413, 422, 429, 451, 502, 503)
 AUDIO: dict[int | str, dict[str, Any]] = {
     **SPEECH_ERRORS,
     200: {

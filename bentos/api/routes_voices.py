@@ -116,7 +116,7 @@ async def upload_file(request: Request, platform: PlatformDep, account: CallerDe
     "/voices",
     status_code=202,
     response_model=VoiceStarted,
-    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 422),
+    responses=error_responses(400, 401, 402, 403, 404, 409, 410, 413, 422),
 )
 def create_voice(body: CreateVoice, request: Request, platform: PlatformDep, account: CallerDep) -> Response:
     """Create a persona from an uploaded file; the pipeline runs in the background (poll GET /voices/{id})."""
@@ -144,7 +144,7 @@ def list_voices(
     language: Annotated[str | None, Query(max_length=8)] = None,
     sort: DiscoverySort = DiscoverySort.POPULAR,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> PersonaPageView:
     """Discover: public live personas (and your own), by text, tag, language; most called first."""
     query = DiscoveryQuery(q, tag, language, sort, limit, offset)

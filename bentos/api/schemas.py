@@ -78,8 +78,13 @@ class CreateVoice(_Body):
     tags: list[Tag] = Field(default_factory=list, max_length=p.MAX_TAGS)
     language: str = Field(default="en", max_length=8, json_schema_extra=_one_of(p.LANGUAGES))
     visibility: str = Field(default="private", max_length=10, json_schema_extra=_one_of(p.VISIBILITIES))
-    price_per_10k_chars: int | None = Field(
-        default=None, alias="pricePer10kChars", description="micro-CNY; default: the model's list price"
+    price_multiplier_bps: int | None = Field(
+        default=None,
+        alias="priceMultiplierBps",
+        ge=1,
+        le=1_000_000,
+        description="the persona's price as a multiple of each model's list price, in basis points (10000 = 1×), "
+        "within `pricing.multiplierBps` of GET /v1/limits; default 1×",
     )
     model: str = Field(default="step-tts-2", max_length=40, json_schema_extra=_one_of(p.CLONE_MODELS))
     text: str | None = Field(
@@ -99,7 +104,7 @@ class CreateVoice(_Body):
             tags=self.tags,
             language=self.language,
             model=self.model,
-            price_per_10k_chars=self.price_per_10k_chars,
+            price_multiplier_bps=self.price_multiplier_bps,
             transcript=self.text,
             sample_text=self.sample_text,
         )
@@ -140,3 +145,9 @@ class OpenAISpeech(BaseModel):
 
 class EmbedRequest(_Body):
     file_id: ShortId = Field(alias="fileId")
+
+
+class CreditGrant(_Body):
+    account_id: ShortId = Field(alias="accountId")
+    amount: int = Field(ge=1, le=10**12, description="micro-units to credit")
+    reason: str = Field(min_length=1, max_length=500, description="why (e.g. the fiat payment's reference)")

@@ -52,6 +52,9 @@ class ErrorBody(View):
     code: ErrorCode
     message: str
     retryable: bool = Field(description="whether the same request may succeed later")
+    details: dict[str, int | str] | None = Field(
+        default=None, description="specifics, e.g. `needed` and `available` micro-units on a 402"
+    )
 
 
 class ErrorEnvelope(View):
@@ -60,6 +63,7 @@ class ErrorEnvelope(View):
 
 ERROR_STATUSES: dict[int, str] = {
     400: "refused as it stands (`invalid_text`, `invalid_idempotency_key`, `nothing_to_settle`, …)",
+    402: "the balance can't pay for this call (`insufficient_balance`; `details.needed` and `details.available`)",
     401: "the API key is missing (`unauthenticated`) or unknown or revoked (`invalid_api_key`)",
     403: "the key's account may not do this (`forbidden`)",
     404: "no such object, or not one the caller may see (`not_found`)",
@@ -68,7 +72,7 @@ ERROR_STATUSES: dict[int, str] = {
     413: "the body is over its limit (`request_too_large`, `file_too_large`)",
     415: "not WAV or MP3 audio (`unsupported_format`)",
     422: "the request does not validate (`invalid_request`) or breaks a domain rule (`error.code` says which)",
-    429: "rate limited (`provider_rate_limited`); `Retry-After` says when to come back",
+    429: "rate limited (`rate_limited`, `spend_cap_reached`, `provider_rate_limited`); `Retry-After` says when",
     451: "the text was refused by content moderation (`content_blocked`)",
     502: "the voice provider gave an answer we can't read (`provider_bad_response`)",
     503: "a dependency is unavailable (`provider_unavailable`, …); `Retry-After` says when to come back",
@@ -76,8 +80,10 @@ ERROR_STATUSES: dict[int, str] = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error statuses an operation can answer, each the one envelope."""
-    return {s: {"model": ErrorEnvelope, "description": ERROR_STATUSES[s]} for s in statuses}
+    """OpenAPI `responses` for the error statuses an operation can answer, each the one envelope. An operation
+    that takes an API key (401) can also meet the per-key rate limit (429)."""
+    answered = set(statuses) | ({429} if 401 in statuses else set())
+    return {s: {"model": ErrorEnvelope, "description": ERROR_STATUSES[s]} for s in sorted(answered)}
 
 
 # --- accounts ----------------------------------------------------------------------------------------------
@@ -186,7 +192,8 @@ class PersonaView(View):
     visibility: Visibility
     status: PersonaState
     model: str
-    price_per_10k_chars: int
+    price_per_10k_chars: int = Field(description="micro-CNY per 10,000 chars with the persona's own model")
+    price_multiplier_bps: int = Field(description="× each model's list price (10000 = 1×)")
     calls: int
     creator: CreatorView
     sample_text: str | None
@@ -259,6 +266,7 @@ class QuoteView(View):
     unit_price: int = Field(description="micro-CNY per 10,000 characters")
     amount: int = Field(description="micro-CNY, as it will be metered")
     currency: str
+    multiplier_bps: int = Field(description="the persona's multiplier on the model's list price (10000 = 1×)")
 
 
 class UsageLineView(View):
@@ -268,7 +276,10 @@ class UsageLineView(View):
     audio_seconds: float
     model: str
     unit_price: int
-    amount: int
+    amount: int = Field(description="what the caller paid, micro-CNY")
+    provider_cost: int = Field(description="what the provider charged the platform for the call")
+    creator_share: int = Field(description="the persona creator's earnings from the call")
+    platform_share: int = Field(description="amount − creatorShare; platformShare − providerCost ≥ the floor")
     settlement_id: str | None
     created_at: IsoTime
 
@@ -313,6 +324,9 @@ class SettlementView(View):
     period_start: IsoTime
     period_end: IsoTime
     created_at: IsoTime
+    block_number: int | None = None
+    confirmed_at: IsoTime = None
+    chain_settlement_id: str | None = None
 
 
 class SettlementList(View):
@@ -363,7 +377,15 @@ class PriceTermsView(View):
     unit: str
     micro_per_unit: int
     list_price_per_10k_chars: dict[str, int]
-    creator_share_bps: int
+    provider_cost_per_10k_chars: dict[str, int]
+    creator_share_bps: int = Field(description="the creator's share of each call's margin above the floor")
+    margin_floor_bps: int = Field(
+        description="platform revenue − provider cost ≥ this share of the provider cost"
+    )
+    multiplier_bps_min: int = Field(description="the lowest price multiplier a creator may set (10000 = 1×)")
+    multiplier_bps_max: int
+    clone_fee: int = Field(description="what a creator pays per clone (never for a duplicated one)")
+    trial_credit: int = Field(description="credited to every new account")
     rounding: str
 
 
@@ -395,3 +417,31 @@ class HealthView(View):
     chain: PartHealth
     db: PartHealth
     queue: PartHealth
+    money: PartHealth | None = None
+
+
+# --- money -------------------------------------------------------------------------------------------------
+
+
+class BalanceView(View):
+    available: int = Field(description="what the caller can spend now, micro-units")
+    reserved: int = Field(description="held for calls in flight")
+    earnings: int = Field(description="a creator's earnings not yet in a payout")
+    currency: str
+    unit: str
+
+
+class LedgerLineView(View):
+    transaction_id: int
+    reference: str
+    kind: str = Field(description="trial | grant | crypto | reserve | release | speech | clone | payout …")
+    book: str = Field(description="caller:<id> (balance), hold:<id> (reserved) or creator:<id> (earnings)")
+    amount: int = Field(description="+ into the book, − out of it; micro-units")
+    memo: str
+    created_at: IsoTime
+
+
+class LedgerView(View):
+    currency: str
+    unit: str
+    data: list[LedgerLineView]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.billing.pricing import PriceBook
-from bentos.billing.settlement import settle_creator
+from bentos.billing.settlement import intent_key, settle_creator
 from bentos.chain.outbox import Outbox, OutboxStatus
 from bentos.core.accounts import Caller, Role
 from bentos.core.errors import not_found
@@ -18,7 +18,9 @@ from bentos.store.models import Account, OutboxItem, Persona, Settlement, UsageE
 
 MONEY_UNIT = "micro"  # every amount is an integer number of micro-units of the currency
 MICRO_PER_UNIT = 1_000_000
-ROUNDING = "up"  # PriceBook.charge rounds each call up to a whole micro-unit: no call is free
+ROUNDING = (
+    "up"  # PriceBook.charge rounds each call's price and cost up to a whole micro-unit: no call is free
+)
 MAX_USAGE_LINES = 500
 
 
@@ -28,7 +30,13 @@ class PriceTerms:
     unit: str
     micro_per_unit: int
     list_price_per_10k_chars: dict[str, int]
-    creator_share_bps: int
+    provider_cost_per_10k_chars: dict[str, int]
+    creator_share_bps: int  # of the margin above the floor
+    margin_floor_bps: int  # of the provider cost: platform revenue − provider cost ≥ floor on every call
+    multiplier_bps_min: int
+    multiplier_bps_max: int
+    clone_fee: int
+    trial_credit: int
     rounding: str
 
 
@@ -38,7 +46,13 @@ def price_terms(prices: PriceBook) -> PriceTerms:
         MONEY_UNIT,
         MICRO_PER_UNIT,
         dict(prices.list_price_per_10k),
+        dict(prices.provider_cost_per_10k),
         prices.creator_share_bps,
+        prices.margin_floor_bps,
+        prices.multiplier_bps_min,
+        prices.multiplier_bps_max,
+        prices.clone_fee,
+        prices.trial_credit,
         ROUNDING,
     )
 
@@ -54,6 +68,9 @@ class UsageLine:
     model: str
     unit_price: int
     amount: int
+    provider_cost: int
+    creator_share: int
+    platform_share: int
     settlement_id: str | None
     created_at: datetime | None
 
@@ -157,6 +174,9 @@ def _line(u: UsageEvent) -> UsageLine:
         u.model,
         u.unit_price,
         u.amount,
+        u.provider_cost,
+        u.creator_share,
+        u.platform_share,
         u.settlement_id,
         u.created_at,
     )
@@ -167,7 +187,8 @@ def _line(u: UsageEvent) -> UsageLine:
 
 @dataclass(frozen=True)
 class SettlementReport:
-    """A settlement and where its payout is: its status follows the chain intent that deposits it."""
+    """A settlement and where its payout is: pending until the chain confirms (or the payout fails and its
+    earnings are released for the next cycle); the transaction, its block and the confirmation time once paid."""
 
     settlement_id: str
     creator_id: str
@@ -183,10 +204,19 @@ class SettlementReport:
     period_start: datetime | None
     period_end: datetime | None
     created_at: datetime | None
+    block_number: int | None = None
+    confirmed_at: datetime | None = None
+    chain_settlement_id: str | None = None  # the on-chain settlement id (a cycle pays many creators in one)
 
 
 def _report(s: Settlement, deposit: OutboxItem | None) -> SettlementReport:
-    status = OutboxStatus(deposit.status if deposit is not None else s.status)
+    # The settlement row is final once followed up; until then the outbox says how far its payout got.
+    if s.status != OutboxStatus.PENDING.value or deposit is None:
+        status = OutboxStatus(s.status)
+    elif deposit.status == OutboxStatus.SENT.value:
+        status = OutboxStatus.SENT
+    else:
+        status = OutboxStatus.PENDING
     return SettlementReport(
         s.id,
         s.creator_id,
@@ -198,10 +228,13 @@ def _report(s: Settlement, deposit: OutboxItem | None) -> SettlementReport:
         s.wei_amount,
         s.payout_wallet,
         status,
-        deposit.tx_hash if deposit else s.tx_hash,
+        s.tx_hash or (deposit.tx_hash if deposit else None),
         s.period_start,
         s.period_end,
         s.created_at,
+        s.block_number,
+        s.confirmed_at,
+        intent_key(s).removeprefix("settle:"),
     )
 
 
@@ -212,7 +245,7 @@ def settle(sessions: sessionmaker[Session], prices: PriceBook, creator: Caller) 
         if account is None:
             raise not_found(f"account {creator.id}")
         settlement = settle_creator(session, account, prices)
-        return _report(settlement, Outbox.get(session, f"settle:{settlement.id}"))
+        return _report(settlement, Outbox.get(session, intent_key(settlement)))
 
 
 def settlements_of(sessions: sessionmaker[Session], creator: Caller) -> list[SettlementReport]:
@@ -225,12 +258,12 @@ def settlements_of(sessions: sessionmaker[Session], creator: Caller) -> list[Set
                 .order_by(Settlement.created_at.desc())
             )
         )
-        keys = [f"settle:{s.id}" for s in rows]
+        keys = {intent_key(s) for s in rows}
         deposits = {
             item.intent_key: item
             for item in session.scalars(select(OutboxItem).where(OutboxItem.intent_key.in_(keys)))
         }
-        return [_report(s, deposits.get(f"settle:{s.id}")) for s in rows]
+        return [_report(s, deposits.get(intent_key(s))) for s in rows]
 
 
 def settlement(sessions: sessionmaker[Session], settlement_id: str, reader: Caller) -> SettlementReport:
@@ -239,4 +272,4 @@ def settlement(sessions: sessionmaker[Session], settlement_id: str, reader: Call
         found = session.get(Settlement, settlement_id)
         if found is None or (found.creator_id != reader.id and reader.role != Role.ADMIN):
             raise not_found(f"settlement {settlement_id}")
-        return _report(found, Outbox.get(session, f"settle:{found.id}"))
+        return _report(found, Outbox.get(session, intent_key(found)))

@@ -1,23 +1,48 @@
-"""Settlement: move a creator's unsettled earnings into one settlement and queue its on-chain payout.
+"""Settlement: move creators' unsettled earnings into settlements and pay them on chain, once.
 
-Usage rows are claimed with one conditional UPDATE (settlement_id IS NULL), so two concurrent settlements can
-never take the same row; the chain intent is written to the outbox in the same transaction.
+Usage rows are claimed with one conditional UPDATE (settlement_id IS NULL), so two settlements can never take
+the same row; the chain intent is written to the outbox in the same transaction. A periodic cycle pays every
+creator above the minimum in one `deposit_settlement` (chunks of MAX_PAYOUTS wallets); `settle_creator` pays one
+creator on demand.
+
+Ledger, per settlement of creator c for x micro-units:
+    created   creator:c −x, payout:c +x      `settle:<settlement>:<c>`
+    confirmed payout:c −x,  paid:c +x        `paid:<settlement>:<c>`
+    failed    payout:c −x,  creator:c +x     `unsettle:<settlement>:<c>`, and its usage rows are released
+x is the part of the settlement the creator book holds (earnings metered before the ledger existed have no
+entries): min(creator_amount, creator book). `follow_payouts` applies the chain's outcome; it reads the outbox
+(which reconciles after a crash), so a payout mined just before a kill is recorded as paid after the restart.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
 from eth_hash.auto import keccak
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.billing import ledger
+from bentos.billing.ledger import Posting, creator_book, paid_book, payout_book
 from bentos.billing.pricing import PriceBook
-from bentos.chain.outbox import Outbox
-from bentos.core.errors import PlatformError, forbidden
+from bentos.chain.outbox import Outbox, OutboxStatus
+from bentos.chain.registry import ChainRegistry
+from bentos.core.errors import ErrorCode, PlatformError, forbidden
 from bentos.core.ids import new_id
-from bentos.store.models import Account, Settlement, UsageEvent
+from bentos.store.models import Account, OutboxItem, Settlement, UsageEvent
+from bentos.store.money_models import SettlementCycle
+
+log = logging.getLogger(__name__)
+
+MAX_WALLETS_PER_TX = 200  # under the contract's MAX_PAYOUTS (256), with gas to spare
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def usage_digest(rows: list[UsageEvent]) -> str:
+def usage_digest(rows: Sequence[UsageEvent]) -> str:
     """keccak256 over 'id:request_id:amount:creator_share' lines in id order: what the chain anchors."""
     lines = "\n".join(
         f"{r.id}:{r.request_id}:{r.amount}:{r.creator_share}" for r in sorted(rows, key=lambda r: r.id)
@@ -25,24 +50,26 @@ def usage_digest(rows: list[UsageEvent]) -> str:
     return "0x" + keccak(lines.encode()).hex()
 
 
-def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Settlement:
-    """Create a settlement of every unsettled usage row of `creator` and queue the payout intent."""
-    if creator.role not in ("creator", "admin"):
-        raise forbidden("only creators have earnings to settle")
-    if not creator.payout_wallet:
-        raise PlatformError(
-            "payout_wallet_missing", "set a payout wallet on the account before settling", 422
+def intent_key(settlement: Settlement) -> str:
+    return f"settle:{settlement.chain_settlement_id or settlement.id}"
+
+
+def _unsettled(session: Session, creator_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(UsageEvent.creator_share), 0)).where(
+                UsageEvent.creator_id == creator_id, UsageEvent.settlement_id.is_(None)
+            )
         )
-    pending = session.scalar(
-        select(func.coalesce(func.sum(UsageEvent.creator_share), 0)).where(
-            UsageEvent.creator_id == creator.id, UsageEvent.settlement_id.is_(None)
-        )
+        or 0
     )
-    if int(pending or 0) < max(prices.minimum_payout, 1):
-        raise PlatformError(
-            "nothing_to_settle",
-            f"unsettled earnings ({int(pending or 0)} micro-CNY) are below the minimum payout",
-        )
+
+
+def _open_settlement(
+    session: Session, creator: Account, prices: PriceBook, chain_id: str | None
+) -> Settlement:
+    """Claim every unsettled row of `creator` into a new settlement and move its ledger part to payout."""
+    assert creator.payout_wallet
     settlement = Settlement(
         id=new_id("st"),
         creator_id=creator.id,
@@ -53,7 +80,9 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
         wei_amount="0",
         usage_digest="0x" + "0" * 64,
         payout_wallet=creator.payout_wallet,
-        status="pending",
+        status=OutboxStatus.PENDING.value,
+        chain_settlement_id=chain_id,
+        ledger_amount=0,
     )
     session.add(settlement)
     session.flush()
@@ -67,20 +96,237 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
     settlement.amount = sum(r.amount for r in rows)
     settlement.creator_amount = sum(r.creator_share for r in rows)
     settlement.platform_amount = sum(r.platform_share for r in rows)
-    # The invariant the ledger promises: every micro-CNY is either the creator's or the platform's.
+    # The invariant the ledger promises: every micro-unit is either the creator's or the platform's.
     assert settlement.creator_amount + settlement.platform_amount == settlement.amount
     settlement.usage_digest = usage_digest(rows)
-    settlement.period_start = min(r.created_at for r in rows)
-    wei = prices.to_wei(settlement.creator_amount)
-    settlement.wei_amount = str(wei)
+    settlement.period_start = min((r.created_at for r in rows), default=None)
+    settlement.wei_amount = str(prices.to_wei(settlement.creator_amount))
+    held = ledger.balance_of(session, creator_book(creator.id))
+    settlement.ledger_amount = min(settlement.creator_amount, max(held, 0))
+    ledger.post(
+        session,
+        f"settle:{settlement.id}:{creator.id}",
+        "settle",
+        [
+            Posting(creator_book(creator.id), -settlement.ledger_amount),
+            Posting(payout_book(creator.id), settlement.ledger_amount),
+        ],
+        account_id=creator.id,
+        memo=f"settlement {settlement.id} to {settlement.payout_wallet}",
+    )
+    return settlement
+
+
+def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Settlement:
+    """On demand: settle every unsettled usage row of `creator` and queue its own payout intent."""
+    if creator.role not in ("creator", "admin"):
+        raise forbidden("only creators have earnings to settle")
+    if not creator.payout_wallet:
+        raise PlatformError(
+            ErrorCode.PAYOUT_WALLET_MISSING, "set a payout wallet on the account before settling", 422
+        )
+    pending = _unsettled(session, creator.id)
+    if pending < max(prices.minimum_payout, 1):
+        raise PlatformError(
+            ErrorCode.NOTHING_TO_SETTLE,
+            f"unsettled earnings ({pending} micro-units) are below the minimum payout",
+        )
+    settlement = _open_settlement(session, creator, prices, None)
     Outbox.enqueue(
         session,
         "settle",
         {
             "settlement_id": settlement.id,
             "usage_digest": settlement.usage_digest,
-            "payouts": {creator.payout_wallet: wei},
+            "payouts": {settlement.payout_wallet: int(settlement.wei_amount)},
         },
-        f"settle:{settlement.id}",
+        intent_key(settlement),
     )
     return settlement
+
+
+# --- cycles ------------------------------------------------------------------------------------------------
+
+
+def period_of(now: datetime, period_days: int) -> int:
+    """The settlement period `now` falls in: whole periods of `period_days` since 1970-01-01 UTC."""
+    at = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return (at - EPOCH).days // max(1, period_days)
+
+
+@dataclass
+class CycleResult:
+    period: int
+    settlements: list[str] = field(default_factory=list)
+    chain_settlements: list[str] = field(default_factory=list)  # one transaction each
+    creator_amount: int = 0
+
+
+def run_due_cycle(
+    sessions: sessionmaker[Session], prices: PriceBook, now: datetime | None = None
+) -> CycleResult | None:
+    """Run this period's cycle if no replica has: None when it ran before (or is running elsewhere)."""
+    period = period_of(now or datetime.now(UTC), prices.settlement_period_days)
+    try:
+        with sessions.begin() as session:
+            if session.get(SettlementCycle, period) is not None:
+                return None
+            session.add(
+                SettlementCycle(period=period, period_days=prices.settlement_period_days, status="running")
+            )
+            result = _cycle(session, prices, period)
+            cycle = session.get_one(SettlementCycle, period)
+            cycle.status, cycle.finished_at = "done", datetime.now(UTC)
+            cycle.settlements, cycle.creator_amount = len(result.settlements), result.creator_amount
+    except IntegrityError:
+        return None  # another replica claimed the period at the same moment: its cycle stands
+    if result.settlements:
+        log.info(
+            "settlement cycle %d: %d creators, %d micro-units in %d transaction(s)",
+            period,
+            len(result.settlements),
+            result.creator_amount,
+            len(result.chain_settlements),
+        )
+    return result
+
+
+def _cycle(session: Session, prices: PriceBook, period: int) -> CycleResult:
+    """In the claiming transaction: one settlement per due creator, one chain intent per chunk of wallets."""
+    result = CycleResult(period)
+    due = session.execute(
+        select(UsageEvent.creator_id, func.sum(UsageEvent.creator_share))
+        .where(UsageEvent.settlement_id.is_(None))
+        .group_by(UsageEvent.creator_id)
+        .having(func.sum(UsageEvent.creator_share) >= max(prices.minimum_payout, 1))
+        .order_by(UsageEvent.creator_id)
+    ).all()
+    creators = [
+        account
+        for account in (session.get(Account, creator_id) for creator_id, _ in due)
+        if account is not None and account.payout_wallet
+    ]
+    chunk: list[Settlement] = []
+    wallets: set[str] = set()
+    chain_id = f"cy{period}-0"
+    for creator in creators:
+        if creator.payout_wallet not in wallets and len(wallets) >= MAX_WALLETS_PER_TX:
+            _enqueue_chunk(session, prices, chain_id, chunk, result)
+            chunk, wallets = [], set()
+            chain_id = f"cy{period}-{len(result.chain_settlements)}"
+        settlement = _open_settlement(session, creator, prices, chain_id)
+        chunk.append(settlement)
+        wallets.add(settlement.payout_wallet)
+        result.settlements.append(settlement.id)
+        result.creator_amount += settlement.creator_amount
+    if chunk:
+        _enqueue_chunk(session, prices, chain_id, chunk, result)
+    return result
+
+
+def _enqueue_chunk(
+    session: Session, prices: PriceBook, chain_id: str, chunk: list[Settlement], result: CycleResult
+) -> None:
+    payouts: dict[str, int] = {}
+    for s in chunk:  # creators sharing a wallet get one credit on chain
+        key = s.payout_wallet.lower()
+        payouts[key] = payouts.get(key, 0) + int(s.wei_amount)
+    digest = "0x" + keccak("\n".join(s.usage_digest for s in chunk).encode()).hex()
+    Outbox.enqueue(
+        session,
+        "settle",
+        {"settlement_id": chain_id, "usage_digest": digest, "payouts": payouts},
+        f"settle:{chain_id}",
+    )
+    result.chain_settlements.append(chain_id)
+
+
+# --- the chain's outcome -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PayoutFollowUp:
+    confirmed: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+
+
+def follow_payouts(sessions: sessionmaker[Session], chain: ChainRegistry | None = None) -> PayoutFollowUp:
+    """Apply the outbox's final outcome to pending settlements: paid (confirmed) or rolled back (failed).
+
+    Before rolling back, the chain is asked whether the settlement was deposited after all (with `chain`): a
+    deposited one is recorded as paid, so a payout is never both on chain and released to be paid again.
+    """
+    done = PayoutFollowUp()
+    with sessions() as session:
+        pending = list(
+            session.scalars(select(Settlement).where(Settlement.status == OutboxStatus.PENDING.value))
+        )
+        keys = {s.id: intent_key(s) for s in pending}
+        items = {
+            item.intent_key: item
+            for item in session.scalars(
+                select(OutboxItem).where(OutboxItem.intent_key.in_(set(keys.values())))
+            )
+        }
+    for s in pending:
+        item = items.get(keys[s.id])
+        if item is None or item.status not in (OutboxStatus.CONFIRMED.value, OutboxStatus.FAILED.value):
+            continue
+        confirmed = item.status == OutboxStatus.CONFIRMED.value
+        if not confirmed and chain is not None:
+            chain_sid = keys[s.id].removeprefix("settle:")
+            if chain.settlement(chain_sid) is not None:
+                log.error("settlement %s: its intent failed but the chain has it; recording it as paid", s.id)
+                confirmed = True
+        with sessions.begin() as session:
+            row = session.get_one(Settlement, s.id, with_for_update=True)
+            if row.status != OutboxStatus.PENDING.value:
+                continue  # another replica got here first
+            if confirmed:
+                _confirm(session, row, item)
+                done.confirmed.append(row.id)
+            else:
+                _roll_back(session, row, item)
+                done.rolled_back.append(row.id)
+    return done
+
+
+def _confirm(session: Session, s: Settlement, item: OutboxItem) -> None:
+    s.status = OutboxStatus.CONFIRMED.value
+    s.tx_hash, s.block_number = item.tx_hash, item.block_number
+    s.confirmed_at = item.updated_at or datetime.now(UTC)
+    ledger.post(
+        session,
+        f"paid:{s.id}:{s.creator_id}",
+        "payout",
+        [
+            Posting(payout_book(s.creator_id), -s.ledger_amount),
+            Posting(paid_book(s.creator_id), s.ledger_amount),
+        ],
+        account_id=s.creator_id,
+        memo=f"settlement {s.id} paid on chain, tx {item.tx_hash}",
+    )
+
+
+def _roll_back(session: Session, s: Settlement, item: OutboxItem) -> None:
+    s.status = OutboxStatus.FAILED.value
+    s.tx_hash = item.tx_hash
+    session.execute(update(UsageEvent).where(UsageEvent.settlement_id == s.id).values(settlement_id=None))
+    ledger.post(
+        session,
+        f"unsettle:{s.id}:{s.creator_id}",
+        "unsettle",
+        [
+            Posting(payout_book(s.creator_id), -s.ledger_amount),
+            Posting(creator_book(s.creator_id), s.ledger_amount),
+        ],
+        account_id=s.creator_id,
+        memo=f"settlement {s.id} failed on chain ({item.error_code}); its earnings are released",
+    )
+    log.warning(
+        "settlement %s failed on chain (%s): %d usage rows released for the next cycle",
+        s.id,
+        item.error_code,
+        s.usage_count,
+        extra={"tx_hash": item.tx_hash},
+    )

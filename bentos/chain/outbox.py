@@ -221,6 +221,7 @@ class OutboxDispatcher:
             except ChainError as exc:
                 self._fail(session, item, exc, report)
                 return False
+        log.info("outbox: sent", extra={"intent_key": key, "tx_hash": signed.tx_hash})
         if self._after_broadcast is not None:
             self._after_broadcast(key, signed.tx_hash)
         return True
@@ -245,6 +246,7 @@ class OutboxDispatcher:
                 report.chain_unavailable = True
                 return
             self._succeed(session, item, result)
+            log.info("outbox: confirmed", extra={"intent_key": item.intent_key, "block": result.block_number})
             report.confirmed.append(item.intent_key)
 
     def _succeed(self, session: Session, item: OutboxItem, result: TxResult) -> None:

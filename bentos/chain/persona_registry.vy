@@ -1,7 +1,8 @@
 # pragma version ~=0.4.3
 """
 @title VoxPersona persona registry
-@notice Anchors voice personas (embedding + metadata hashes, creator) and pays creators their
+@notice Anchors voice personas (embedding + metadata hashes, creator), takes callers' crypto top-ups
+        (`deposit`, credited off chain to the account its reference names) and pays creators their
         settled earnings by pull payment. Persona and settlement ids are keccak256 of the
         platform's string ids (see bentos/chain/ids.py).
 """
@@ -53,10 +54,23 @@ event Withdrawn:
     amount: uint256
 
 
+event Deposited:
+    sender: indexed(address)
+    reference: indexed(bytes32)
+    value: uint256
+
+
+event Swept:
+    to: indexed(address)
+    amount: uint256
+
+
 platform: public(address)
 # Sum of all creator balances: the contract's ether never drops below it.
 total_owed: public(uint256)
 balance_of: public(HashMap[address, uint256])
+# Top-ups received; they belong to the platform (sweep), never to the creators' balances.
+total_deposited: public(uint256)
 
 _personas: HashMap[bytes32, Persona]
 _settlements: HashMap[bytes32, Settlement]
@@ -127,6 +141,27 @@ def deposit_settlement(
     log SettlementDeposited(
         settlement_id=settlement_id, usage_digest=usage_digest, total=total, creator_count=len(creators)
     )
+
+
+@external
+@payable
+def deposit(reference: bytes32):
+    # The platform credits `reference`'s account off chain after enough confirmations, once per log.
+    assert msg.value > 0, "zero deposit"
+    assert reference != empty(bytes32), "empty reference"
+    self.total_deposited += msg.value
+    log Deposited(sender=msg.sender, reference=reference, value=msg.value)
+
+
+@external
+@nonreentrant
+def sweep(to: address, amount: uint256):
+    # Moves top-up money out; what creators are owed always stays in the contract.
+    assert msg.sender == self.platform, "only platform"
+    assert to != empty(address), "zero recipient"
+    assert amount + self.total_owed <= self.balance, "would touch creator balances"
+    raw_call(to, b"", value=amount)
+    log Swept(to=to, amount=amount)
 
 
 @external

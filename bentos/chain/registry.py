@@ -25,7 +25,15 @@ from bentos.chain.sending import SignedTx, TxRequest, TxSender, TxState
 IntentKind = Literal["register", "revoke", "settle"]
 INTENT_KINDS: tuple[IntentKind, ...] = ("register", "revoke", "settle")
 VerificationStatus = Literal["registered", "revoked", "mismatch", "unregistered"]
-EVENT_NAMES = ("PersonaRegistered", "PersonaRevoked", "SettlementDeposited", "CreatorCredited", "Withdrawn")
+EVENT_NAMES = (
+    "PersonaRegistered",
+    "PersonaRevoked",
+    "SettlementDeposited",
+    "CreatorCredited",
+    "Withdrawn",
+    "Deposited",
+    "Swept",
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ class GasLimits:
     settle_base: int = 120_000
     settle_per_creator: int = 40_000
     withdraw: int = 120_000
-    deploy: int = 1_500_000
+    deposit: int = 80_000
+    deploy: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,21 @@ class Verification:
 
 @dataclass(frozen=True)
 class ChainEvent:
-    """A decoded contract event; bytes32 args are '0x' hex strings."""
+    """A decoded contract event; bytes32 args are '0x' hex strings. (tx_hash, log_index) names it uniquely."""
 
     name: str
     args: dict[str, Any]
     log_index: int
+    tx_hash: str = ""
+    block_number: int = 0
+
+
+@dataclass(frozen=True)
+class WalletTotals:
+    """What the contract credited to one payout wallet and what the wallet withdrew, in wei."""
+
+    credited: int = 0
+    withdrawn: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,6 +237,14 @@ class ChainRegistry:
         request = TxRequest(self.address, self._contract.encode_abi("withdraw"), 0, self._gas.withdraw)
         return self.confirm(self._sender.submit(self._signer, request).tx_hash)
 
+    def deposit(self, reference: str, value_wei: int) -> TxResult:
+        """Top up the account `reference` names (bytes32, '0x' hex) with `value_wei`, sent by this signer."""
+        if value_wei <= 0:
+            raise ChainInputError("a deposit must send a positive value (wei)")
+        data = self._contract.encode_abi("deposit", args=[ids.hash32(reference, name="reference")])
+        request = TxRequest(self.address, data, value_wei, self._gas.deposit)
+        return self.confirm(self._sender.submit(self._signer, request).tx_hash)
+
     def transact(self, kind: str, payload: Mapping[str, Any]) -> TxResult:
         """Send an intent and wait for its checked receipt."""
         return self.confirm(self.submit(kind, payload).tx_hash)
@@ -282,8 +309,12 @@ class ChainRegistry:
         """Wei the contract owes all creators together (its ether balance is never below this)."""
         return int(self._call("total_owed"))
 
+    def total_deposited(self) -> int:
+        """Wei callers ever sent as top-ups (`deposit`)."""
+        return int(self._call("total_deposited"))
+
     def contract_balance(self) -> int:
-        """Wei the contract holds; equals `total_owed()` (deposits go straight to creator balances)."""
+        """Wei the contract holds: `total_owed()` plus the top-ups not swept out yet."""
         try:
             return int(self._sender.w3.eth.get_balance(self._contract.address))
         except Exception as exc:
@@ -342,16 +373,48 @@ class ChainRegistry:
 
         return self.verify(persona_id, embedding_hash(vector))
 
-    def events(self, name: str, from_block: int = 0, **filters: Any) -> list[ChainEvent]:
-        """Past events of one kind, e.g. `events("CreatorCredited", creator=addr)`."""
+    def events(
+        self, name: str, from_block: int = 0, to_block: int | None = None, **filters: Any
+    ) -> list[ChainEvent]:
+        """Past events of one kind, e.g. `events("CreatorCredited", creator=addr)`, in chain order."""
         if name not in EVENT_NAMES:
             raise ChainInputError(f"unknown event {name!r}")
         try:
             event = self._contract.events[name]()
-            logs = event.get_logs(from_block=from_block, argument_filters=filters or None)
+            logs = event.get_logs(
+                from_block=from_block,
+                to_block=to_block if to_block is not None else "latest",
+                argument_filters=filters or None,
+            )
         except Exception as exc:
             raise translate(exc) from None
-        return [_event(log) for log in logs]
+        return sorted((_event(log) for log in logs), key=lambda e: (e.block_number, e.log_index))
+
+    def deposits(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        """`Deposited` events mined in blocks from_block..to_block (inclusive): args sender, reference, value."""
+        if to_block < from_block:
+            return []
+        return self.events("Deposited", from_block, to_block)
+
+    def block_number(self) -> int:
+        """The latest block the node has."""
+        try:
+            return int(self._sender.w3.eth.block_number)
+        except Exception as exc:
+            raise translate(exc) from None
+
+    def wallet_totals(self) -> dict[str, WalletTotals]:
+        """Per payout wallet: Σ CreatorCredited and Σ Withdrawn over the contract's life (checksummed keys)."""
+        totals: dict[str, WalletTotals] = {}
+        for event in self.events("CreatorCredited"):
+            wallet = str(event.args["creator"])
+            was = totals.get(wallet, WalletTotals())
+            totals[wallet] = WalletTotals(was.credited + int(event.args["amount"]), was.withdrawn)
+        for event in self.events("Withdrawn"):
+            wallet = str(event.args["creator"])
+            was = totals.get(wallet, WalletTotals())
+            totals[wallet] = WalletTotals(was.credited, was.withdrawn + int(event.args["amount"]))
+        return totals
 
     # --- internals ------------------------------------------------------------------------------------------
 
@@ -401,7 +464,13 @@ class ChainRegistry:
 
 def _event(log: Any) -> ChainEvent:
     args = {key: ids.hex32(val) if isinstance(val, bytes) else val for key, val in log["args"].items()}
-    return ChainEvent(name=log["event"], args=args, log_index=int(log["logIndex"]))
+    return ChainEvent(
+        name=log["event"],
+        args=args,
+        log_index=int(log["logIndex"]),
+        tx_hash=Web3.to_hex(log["transactionHash"]),
+        block_number=int(log["blockNumber"]),
+    )
 
 
 def deploy_registry(

@@ -33,12 +33,40 @@ class ChainSettings(Protocol):
 
 
 @dataclass(frozen=True)
+class MoneyOnChain:
+    """What the platform's money loop needs to know about a chain besides connecting to it.
+
+    `deposit_confirmations`: blocks (the deposit's own included) before a top-up is credited; 0 credits at once.
+    `dev_rpc_url`: set only for a local dev chain whose funded dev accounts a demo wallet may use.
+    """
+
+    deposit_confirmations: int
+    reconcile_interval_s: float
+    dev_chain: bool
+    dev_rpc_url: str | None
+
+
+def money_on_chain(settings: Any) -> MoneyOnChain:
+    """The money settings of any chain settings object (defaults for one that predates them)."""
+    return MoneyOnChain(
+        deposit_confirmations=int(getattr(settings, "deposit_confirmations", 1)),
+        reconcile_interval_s=float(getattr(settings, "reconcile_interval_s", 300.0)),
+        dev_chain=bool(getattr(settings, "dev_chain", False)),
+        dev_rpc_url=getattr(settings, "dev_rpc_url", None),
+    )
+
+
+@dataclass(frozen=True)
 class TesterChainSettings:
     """An in-process py-evm chain (eth-tester) with the registry deployed by its first funded account."""
 
     evm_version: str = DEFAULT_EVM_VERSION
     artifact_dir: str | None = None
     explicit_gas: bool = True
+    deposit_confirmations: int = 0
+    reconcile_interval_s: float = 60.0
+    dev_chain: bool = True  # in process: no RPC URL a wallet could reach
+    dev_rpc_url: str | None = None
 
     def connect(self) -> ChainRegistry:
         from eth_tester import EthereumTester, PyEVMBackend
@@ -77,6 +105,10 @@ class RpcChainSettings:
     evm_version: str = DEFAULT_EVM_VERSION
     artifact_dir: str | None = None
     poa: bool = False  # proof-of-authority chains put extra data in headers web3 must tolerate
+    deposit_confirmations: int = 12
+    reconcile_interval_s: float = 300.0
+    dev_chain: bool = False
+    dev_rpc_url: str | None = None
 
     def connect(self) -> ChainRegistry:
         if not self.signer_key:
@@ -158,10 +190,18 @@ class AnvilChainSettings:
     request_timeout_s: float = 10.0
     evm_version: str = DEFAULT_EVM_VERSION
     artifact_dir: str | None = None
+    deposit_confirmations: int = 1
+    reconcile_interval_s: float = 300.0
+    dev_chain: bool = True
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def dev_rpc_url(self) -> str:
+        """The dev node's URL, shown to the demo wallet (a local dev chain only)."""
+        return self.url
 
     @property
     def state_file(self) -> Path:
@@ -187,34 +227,56 @@ class AnvilChainSettings:
             artifact_dir=self.artifact_dir,
         )
 
-    def remembered_address(self) -> str | None:
-        """The registry address a previous start deployed on this chain, if any."""
+    def remembered(self) -> dict[str, Any]:
+        """What a previous start wrote to registry.json for this chain ({} if nothing usable)."""
         try:
             info = json.loads(self.address_file.read_text())
         except (OSError, ValueError):
-            return None
+            return {}
         if not isinstance(info, dict) or info.get("chain_id") != self.chain_id:
-            return None
-        address = info.get("address")
+            return {}
+        return info
+
+    def remembered_address(self) -> str | None:
+        """The registry address a previous start deployed on this chain, if any."""
+        address = self.remembered().get("address")
         return address if isinstance(address, str) else None
 
     def connect(self) -> ChainRegistry:
         state_dir = Path(self.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
+        source_sha = load_artifact(self.evm_version, self.artifact_dir).source_sha256
         # One deployer at a time: two processes starting together must not both deploy a registry.
         with open(state_dir / ".registry.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            info = self.remembered()
             remembered = self.remembered_address()
-            registry = self.rpc(remembered).connect()
+            outdated = remembered is not None and info.get("source_sha256") != source_sha
+            if outdated:
+                # The contract's code changed (e.g. it gained `deposit`): deploy the new one. The old registry
+                # stays on the chain untouched: its personas and settlements are readable at the old address,
+                # and creators can still withdraw what it owes them there; the new one starts empty.
+                log.warning(
+                    "the registry at %s was built from an older contract source: deploying the current one",
+                    remembered,
+                )
+            registry = self.rpc(None if outdated else remembered).connect()
             if registry.address != remembered:
-                if remembered is not None:
+                if remembered is not None and not outdated:
                     log.warning(
                         "the dev chain has no registry at %s (its state file was lost?): deployed %s",
                         remembered,
                         registry.address,
                     )
+                previous = [*info.get("previous", []), remembered] if outdated else info.get("previous", [])
+                record = {
+                    "chain_id": self.chain_id,
+                    "address": registry.address,
+                    "source_sha256": source_sha,
+                    "previous": previous,
+                }
                 tmp = self.address_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"chain_id": self.chain_id, "address": registry.address}) + "\n")
+                tmp.write_text(json.dumps(record) + "\n")
                 os.replace(tmp, self.address_file)
         return registry
 

@@ -9,10 +9,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from eth_hash.auto import keccak
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.billing import credit
+from bentos.billing.credit import credit_in
 from bentos.core.errors import ErrorCode, PlatformError
 from bentos.core.ids import new_id
 from bentos.store.models import Account, ApiKey, utcnow
@@ -28,7 +31,8 @@ ROLES = tuple(Role)
 SIGN_UP_ROLES = (Role.CREATOR, Role.CONSUMER)
 NAME_MAX_CHARS = 120
 KEY_PREFIX = "vpk_"
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
+# No markup or quoting characters: an address is shown in pages and statements, and real ones never need them.
+_EMAIL = re.compile(r"^[^@\s<>\"'`()\[\]\\,;:]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
 _WALLET = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
@@ -42,9 +46,11 @@ class Caller:
     role: Role
     payout_wallet: str | None
     created_at: datetime | None
+    key_id: str | None = None  # the API key this request came with (spend caps and rate limits are per key)
+    deposit_reference: str | None = None
 
     @classmethod
-    def of(cls, account: Account) -> Caller:
+    def of(cls, account: Account, key_id: str | None = None) -> Caller:
         return cls(
             account.id,
             account.name,
@@ -52,6 +58,8 @@ class Caller:
             Role(account.role),
             account.payout_wallet,
             account.created_at,
+            key_id,
+            account.deposit_reference,
         )
 
 
@@ -82,7 +90,15 @@ def sign_up(
         )
     if session.scalar(select(Account.id).where(Account.email == email)) is not None:
         raise PlatformError(ErrorCode.EMAIL_TAKEN, "an account with this email already exists", 409)
-    account = Account(id=new_id("acc"), name=name, email=email, role=role, payout_wallet=payout_wallet)
+    account_id = new_id("acc")
+    account = Account(
+        id=account_id,
+        name=name,
+        email=email,
+        role=role,
+        payout_wallet=payout_wallet,
+        deposit_reference=deposit_reference(account_id),
+    )
     session.add(account)
     key = issue_key(session, account)
     try:
@@ -92,12 +108,25 @@ def sign_up(
     return account, key
 
 
+def deposit_reference(account_id: str) -> str:
+    """The bytes32 a crypto top-up carries to name this account: keccak256 of its id, 0x-hex."""
+    return "0x" + keccak(account_id.encode()).hex()
+
+
 def open_account(
-    sessions: sessionmaker[Session], name: str, email: str, role: str, payout_wallet: str | None
+    sessions: sessionmaker[Session],
+    name: str,
+    email: str,
+    role: str,
+    payout_wallet: str | None,
+    trial_credit: int = 0,
 ) -> tuple[Caller, str]:
-    """Sign up in a transaction of its own → the new account and its first API key (shown this once)."""
+    """Sign up in a transaction of its own → the new account (with its trial credit) and its first API key
+    (shown this once)."""
     with sessions.begin() as session:
         account, key = sign_up(session, name, email, role, payout_wallet)
+        if trial_credit > 0:
+            credit_in(session, credit.trial_credit(account.id, trial_credit))
         return Caller.of(account), key
 
 
@@ -107,9 +136,9 @@ def authenticate(session: Session, authorization: str | None) -> Caller:
         raise PlatformError(ErrorCode.UNAUTHENTICATED, "send 'Authorization: Bearer <API key>'", 401)
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(_bearer(authorization))))
     account = session.get(Account, row.account_id) if row is not None and row.revoked_at is None else None
-    if account is None:
+    if account is None or row is None:
         raise PlatformError(ErrorCode.INVALID_API_KEY, "the API key is unknown or revoked", 401)
-    return Caller.of(account)
+    return Caller.of(account, row.id)
 
 
 def identify(sessions: sessionmaker[Session], authorization: str | None) -> Caller:

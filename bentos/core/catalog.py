@@ -12,10 +12,11 @@ import numpy as np
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.chain.errors import ChainUnavailable
 from bentos.chain.outbox import Outbox, OutboxStatus
 from bentos.chain.registry import ChainRegistry
 from bentos.core.accounts import Caller
-from bentos.core.errors import not_found
+from bentos.core.errors import from_chain_unavailable, not_found
 from bentos.core.personas import (
     DiscoverySort,
     JobStatus,
@@ -96,6 +97,7 @@ class PersonaCard:
     status: PersonaState
     model: str
     price_per_10k_chars: int
+    price_multiplier_bps: int
     calls: int
     creator: CreatorRef
     sample_text: str | None
@@ -136,6 +138,7 @@ def _card(p: Persona, creator_name: str | None) -> PersonaCard:
         status=PersonaState(p.state),
         model=p.model,
         price_per_10k_chars=p.price_per_10k_chars,
+        price_multiplier_bps=p.price_multiplier_bps,
         calls=p.calls,
         creator=CreatorRef(p.creator_id, creator_name),
         sample_text=p.sample_text,
@@ -273,7 +276,8 @@ def provenance(
     caller: Caller | None,
 ) -> Provenance:
     """Read the chain and recompute the hash from the stored vector, so a tampered row shows up as a mismatch.
-    `chain` connects on first use (a persona without an embedding never needs it)."""
+    `chain` connects on first use (a persona without an embedding never needs it). While the chain node can't
+    be reached the answer is a retryable 503 `chain_unavailable`."""
     with sessions() as session:
         persona = visible_persona(session, persona_id, caller)
         emb = embedding_row(session, persona.id)
@@ -281,7 +285,10 @@ def provenance(
     if emb is None:
         return Provenance(ProvenanceStatus.PENDING, None, None)
     current = embedding_hash(np.frombuffer(emb.vector, "<f4")) if emb.vector else emb.hash
-    result = chain().verify(persona.id, current)
+    try:
+        result = chain().verify(persona.id, current)
+    except ChainUnavailable as err:
+        raise from_chain_unavailable(err) from None
     status = ProvenanceStatus(result.status)
     in_flight = intent is not None and intent.status in (OutboxStatus.PENDING, OutboxStatus.SENT)
     if status == ProvenanceStatus.UNREGISTERED and in_flight:

@@ -29,3 +29,5 @@ class ServerSettings:
     public_base_url: str = "http://127.0.0.1:3000"
     max_upload_bytes: int = 20 * 1024 * 1024
     tts_max_chars: int = 1000
+    # Browser origins allowed to call the API cross-origin (e.g. a hosted front end); empty: none is.
+    cors_origins: Sequence[str] = ()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from encoders.audio import AudioError
 
 if TYPE_CHECKING:
+    from bentos.chain.errors import ChainUnavailable
     from bentos.stepfun.errors import StepFunError
 
 
@@ -63,6 +64,14 @@ class ErrorCode(enum.StrEnum):
     # billing
     PAYOUT_WALLET_MISSING = "payout_wallet_missing"
     NOTHING_TO_SETTLE = "nothing_to_settle"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    SPEND_CAP_REACHED = "spend_cap_reached"
+    RATE_LIMITED = "rate_limited"
+    INVALID_AMOUNT = "invalid_amount"
+    INVALID_SIGNATURE = "invalid_signature"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    # the chain node
+    CHAIN_UNAVAILABLE = "chain_unavailable"
     # ours
     INTERNAL_ERROR = "internal_error"
 
@@ -77,6 +86,7 @@ class PlatformError(Exception):
         status: int = 400,
         retryable: bool = False,
         retry_after: int | None = None,
+        details: dict[str, int | str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -85,9 +95,17 @@ class PlatformError(Exception):
         self.retryable = retryable
         # Whole seconds for the Retry-After header; a 429/503 without one gets DEFAULT_RETRY_AFTER_S.
         self.retry_after = retry_after
+        self.details = details  # machine-readable specifics, e.g. {"needed": …, "available": …} for a 402
 
     def envelope(self) -> dict[str, dict[str, object]]:
-        return {"error": {"code": str(self.code), "message": self.message, "retryable": self.retryable}}
+        body: dict[str, object] = {
+            "code": str(self.code),
+            "message": self.message,
+            "retryable": self.retryable,
+        }
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
 
 
 DEFAULT_RETRY_AFTER_S = 1
@@ -157,4 +175,18 @@ def from_provider_error(err: StepFunError) -> PlatformError:
     failure = provider_failure(err)
     return PlatformError(
         failure.code, failure.message, failure.status, failure.retryable, failure.retry_after
+    )
+
+
+CHAIN_RETRY_AFTER_S = 5  # a node restart or a network blip; the outbox keeps every write meanwhile
+
+
+def from_chain_unavailable(err: ChainUnavailable) -> PlatformError:
+    """The chain node can't be reached (or timed out): a read that needs it is a retryable 503, never a 500."""
+    return PlatformError(
+        ErrorCode.CHAIN_UNAVAILABLE,
+        "the chain node is not answering; retry shortly",
+        503,
+        retryable=True,
+        retry_after=CHAIN_RETRY_AFTER_S,
     )

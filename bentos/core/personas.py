@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.billing import holds
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import Outbox
+from bentos.core import funds
 from bentos.core.accounts import Caller, Role
 from bentos.core.errors import ErrorCode, PlatformError, forbidden, not_found
 from bentos.core.ids import new_id
@@ -77,7 +79,6 @@ TRANSCRIPT_MAX_CHARS = 1_000  # what 5–10 s of speech can say, with room to sp
 SAMPLE_TEXT_MAX_CHARS = MAX_SAMPLE_TEXT_CHARS
 MAX_TAGS = 10
 TAG_MAX_CHARS = 30
-MAX_PRICE_PER_10K = 10**12
 _TAG = re.compile(rf"[\w\- ]{{1,{TAG_MAX_CHARS}}}")
 
 
@@ -137,7 +138,7 @@ class PersonaDraft:
     tags: list[str] = field(default_factory=list)
     language: str = "en"
     model: str = "step-tts-2"
-    price_per_10k_chars: int | None = None
+    price_multiplier_bps: int | None = None
     transcript: str | None = None
     sample_text: str | None = None
 
@@ -164,8 +165,6 @@ def _check(draft: PersonaDraft) -> None:
         problems.append(f"sampleText must be at most {SAMPLE_TEXT_MAX_CHARS} characters")
     elif draft.sample_text is not None and unspeakable(draft.sample_text):
         problems.append(f"sampleText {unspeakable(draft.sample_text)}")
-    if draft.price_per_10k_chars is not None and not 0 <= draft.price_per_10k_chars <= MAX_PRICE_PER_10K:
-        problems.append("pricePer10kChars must be a non-negative integer (micro-CNY)")
     if len(draft.description) > DESCRIPTION_MAX_CHARS or len(draft.persona_prompt) > PROMPT_MAX_CHARS:
         problems.append(
             f"description ≤ {DESCRIPTION_MAX_CHARS} and personaPrompt ≤ {PROMPT_MAX_CHARS} characters"
@@ -175,12 +174,17 @@ def _check(draft: PersonaDraft) -> None:
 
 
 def create_persona(
-    session: Session, creator: Caller | Account, draft: PersonaDraft, list_price: int
+    session: Session, creator: Caller | Account, draft: PersonaDraft, prices: PriceBook
 ) -> tuple[Persona, Job]:
     """Insert the persona in state 'uploaded' and its pipeline job (the caller enqueues after commit)."""
     if creator.role not in (Role.CREATOR, Role.ADMIN):
         raise forbidden("only creator accounts can create personas")
     _check(draft)
+    multiplier = draft.price_multiplier_bps or prices.multiplier_bps_default
+    try:
+        prices.check_multiplier(multiplier)
+    except ValueError as err:
+        raise PlatformError(ErrorCode.INVALID_PERSONA, str(err), 422) from None
     upload = session.get(StoredFile, draft.file_id)
     if upload is None or upload.owner_id != creator.id:
         raise not_found(f"file {draft.file_id}")
@@ -194,9 +198,8 @@ def create_persona(
         tags=sorted({t.strip().lower() for t in draft.tags}),
         language=draft.language,
         visibility=draft.visibility,
-        price_per_10k_chars=draft.price_per_10k_chars
-        if draft.price_per_10k_chars is not None
-        else list_price,
+        price_per_10k_chars=prices.unit_price(draft.model, multiplier),
+        price_multiplier_bps=multiplier,
         consent_statement=draft.consent_statement.strip(),
         model=draft.model,
         transcript=draft.transcript,
@@ -225,12 +228,23 @@ def start_persona(
     creator: Caller,
     draft: PersonaDraft,
 ) -> StartedPersona:
-    """Create the persona at the model's list price (unless the draft sets one) and start its pipeline."""
+    """Create the persona at its multiplier of the list prices, hold the clone fee on the creator's balance (402
+    when short: nothing is stored) and start its pipeline."""
     if draft.model not in prices.list_price_per_10k:
         models = sorted(prices.list_price_per_10k)
         raise PlatformError(ErrorCode.INVALID_PERSONA, f"model must be one of {models}", 422)
-    with sessions.begin() as session:
-        persona, job = create_persona(session, creator, draft, prices.list_price(draft.model))
+    with funds.paying(prices), sessions.begin() as session:
+        persona, job = create_persona(session, creator, draft, prices)
+        if prices.clone_fee:
+            holds.reserve_in(
+                session,
+                hold_id=new_id("hold"),
+                account_id=creator.id,
+                api_key_id=creator.key_id,
+                purpose=holds.Purpose.CLONE,
+                subject=persona.id,
+                amount=prices.clone_fee,
+            )
         started = StartedPersona(persona.id, PersonaState(persona.state), job.id)
     enqueue(started.voice_id)  # after the commit: a worker must find the row
     return started
@@ -283,6 +297,9 @@ def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, c
             return
         persona.revoked_at = utcnow()
         persona.state = PersonaState.REVOKED
+        fee = holds.open_hold(session, holds.Purpose.CLONE, persona.id)
+        if fee is not None:  # revoked before its clone was made: the fee goes back
+            holds.release_in(session, fee, "persona revoked before its clone")
         if persona.sample_blob_key:
             released.append(persona.sample_blob_key)
             persona.sample_blob_key = None

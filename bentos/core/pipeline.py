@@ -22,7 +22,10 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from bentos.billing import holds
+from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import Outbox
+from bentos.core import metrics
 from bentos.core.embedder import Embedder
 from bentos.core.errors import provider_failure
 from bentos.core.ids import new_id
@@ -89,6 +92,7 @@ class PersonaPipeline:
     embedder: Embedder
     provider: StepFunClient
     queue: QueueSettings
+    prices: PriceBook
     on_step: Callable[[str, str], None] | None = None  # (persona_id, new_state) — metrics, tests
 
     def run(self, persona_id: str) -> None:
@@ -108,8 +112,10 @@ class PersonaPipeline:
                     self._finish_job(persona_id)
                     return
                 state = persona.state
+                job = self._job(session, persona_id)
+                job_id = job.id if job is not None else None
             try:
-                next_state = steps[state](persona_id)
+                next_state = metrics.timed_step(steps[state], persona_id, job_id)
             except StepFailed as failure:
                 self._fail_or_retry(persona_id, state, failure)
                 return
@@ -220,6 +226,12 @@ class PersonaPipeline:
             persona.sample_text = clone.sample_text or requested
             if clone.sample_blob_key and blob_refs.adopt(session, self.blobs, clone.sample_blob_key):
                 persona.sample_blob_key = clone.sample_blob_key
+            fee = holds.open_hold(session, holds.Purpose.CLONE, persona_id)
+            if fee is not None:  # the creator pays for the clone the provider billed, never for a duplicate
+                if persona.clone_duplicated:
+                    holds.release_in(session, fee, "duplicated clone: no fee")
+                else:
+                    holds.capture_clone(session, fee, self.prices.clone(), persona_id)
             if persona.clone_duplicated and requested and requested != clone.sample_text:
                 persona.notices = [
                     *(persona.notices or []),
@@ -355,6 +367,7 @@ class PersonaPipeline:
                 if runs > self.queue.max_revivals or not persona.failure_step:
                     persona.failure_retryable = False
                     persona.failure_message = f"{persona.failure_message} (gave up after {runs} runs)"
+                    _release_clone_fee(session, persona.id, "pipeline gave up")
                     continue
                 persona.state = persona.failure_step
                 session.add(Job(id=new_id("job"), persona_id=persona.id, status=JobStatus.QUEUED))
@@ -411,6 +424,8 @@ class PersonaPipeline:
                 persona.state = PersonaState.FAILED
                 if job is not None:
                     job.status = JobStatus.FAILED
+                if not failure.retryable:  # final: nothing will be cloned, the fee goes back
+                    _release_clone_fee(session, persona_id, f"pipeline failed: {failure.code}")
         log.warning(
             "persona %s failed at %s: %s (%s)",
             persona_id,
@@ -437,3 +452,9 @@ class PersonaPipeline:
     @staticmethod
     def _job(session: Session, persona_id: str) -> Job | None:
         return session.query(Job).filter_by(persona_id=persona_id).order_by(Job.created_at.desc()).first()
+
+
+def _release_clone_fee(session: Session, persona_id: str, why: str) -> None:
+    fee = holds.open_hold(session, holds.Purpose.CLONE, persona_id)
+    if fee is not None:
+        holds.release_in(session, fee, why)

@@ -19,11 +19,14 @@ from sqlalchemy import select
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import OutboxDispatcher
 from bentos.chain.registry import ChainRegistry
-from bentos.core import metrics
+from bentos.chain.settings import money_on_chain
+from bentos.core import funds, metrics
 from bentos.core.config import ServerSettings, load_config
 from bentos.core.embedder import Embedder, LocalEmbedder
 from bentos.core.encoder_runtime import EncoderChoice, build_from_choice
 from bentos.core.jobs import JobQueue, QueueSettings
+from bentos.core.key_limits import KeyRateLimiter
+from bentos.core.money_loop import MoneyLoop
 from bentos.core.personas import PIPELINE_STATES
 from bentos.core.pipeline import PersonaPipeline
 from bentos.stepfun.client import AsyncStepFunClient, StepFunClient
@@ -56,6 +59,7 @@ class Platform:
         self.server: ServerSettings = instantiate(cfg.server)
         self.audio: AudioSettings = instantiate(cfg.audio)
         self.prices: PriceBook = instantiate(cfg.billing, _convert_="all")
+        self.key_limiter = KeyRateLimiter(self.prices.key_requests_per_minute)
         db: DatabaseSettings = instantiate(cfg.db)
         self.engine = make_engine(db)
         migrate(self.engine)
@@ -71,11 +75,18 @@ class Platform:
         self._chain_lock = threading.Lock()
         self.queue_settings: QueueSettings = instantiate(cfg.queue)
         self.pipeline = PersonaPipeline(
-            self.sessions, self.blobs, self.audio, self.embedder, self.provider, self.queue_settings
+            self.sessions,
+            self.blobs,
+            self.audio,
+            self.embedder,
+            self.provider,
+            self.queue_settings,
+            self.prices,
         )
         self.jobs = JobQueue(self.queue_settings, self.pipeline.run)
         self._stop = threading.Event()
         self._outbox_thread: threading.Thread | None = None
+        self.money: MoneyLoop | None = None
         self.chain_error: str | None = None
 
     # --- chain ----------------------------------------------------------------------------------------------
@@ -87,6 +98,14 @@ class Platform:
             if self._chain is None:
                 self._chain = self.chain_settings.connect()
             return self._chain
+
+    def money_loop(self) -> MoneyLoop:
+        """Crypto top-ups, payout follow-up, settlement cycles and reconciliation (bentos/core/money_loop.py)."""
+        if self.money is None:
+            self.money = MoneyLoop(
+                self.sessions, self.chain, self.prices, money_on_chain(self.chain_settings)
+            )
+        return self.money
 
     def _outbox_loop(self, interval_s: float) -> None:
         dispatcher: OutboxDispatcher | None = None
@@ -100,8 +119,9 @@ class Platform:
                 try:
                     for persona_id in self.pipeline.revive_retryable():
                         self.jobs.enqueue(persona_id)
+                    funds.release_stale_holds(self.sessions)
                 except Exception:
-                    log.exception("reviving failed pipelines failed")
+                    log.exception("reviving failed pipelines or releasing stale holds failed")
                 next_revival = time.monotonic() + min(30.0, self.queue_settings.revive_after_s / 2)
             try:
                 dispatcher = dispatcher or OutboxDispatcher(self.sessions, self.chain)
@@ -110,6 +130,8 @@ class Platform:
             except Exception as exc:  # keep the loop alive; the outbox keeps every intent
                 self.chain_error = f"{type(exc).__name__}"
                 log.exception("outbox dispatch failed")
+            with contextlib.suppress(Exception):  # top-ups, payouts, cycles, reconciliation (logs its own)
+                self.money_loop().tick()
             self._stop.wait(interval_s)
 
     # --- lifecycle ------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import soundfile as sf
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bentos.billing.metering import record_usage
-from bentos.billing.pricing import PriceBook
-from bentos.core import metrics
+from bentos.billing import holds
+from bentos.billing.holds import Purpose, Reservation
+from bentos.billing.pricing import Charge, PriceBook
+from bentos.core import funds, metrics
 from bentos.core.accounts import Caller
 from bentos.core.errors import ErrorCode, PlatformError, from_provider_error
 from bentos.core.idempotency import BlobBody, Idempotency, StoredResponse, payload_hash
@@ -172,6 +173,7 @@ class Quote:
     unit_price: int  # micro-CNY per 10,000 chars
     amount: int  # micro-CNY
     currency: str
+    multiplier_bps: int  # the persona's multiplier on the model's list price
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,16 @@ class TextToSpeech:
     async def speak(
         self, caller: Caller, order: SpeechOrder, key: str | None
     ) -> SpeechStream | StoredResponse:
-        """Start a call: a StoredResponse replays an earlier call with the same Idempotency-Key `key`."""
+        """Start a call: a StoredResponse replays an earlier call with the same Idempotency-Key `key`.
+
+        Money: the call's price is held on the caller's balance before the provider is asked (402 when short,
+        and the provider is not called), captured once the provider has produced the audio (also when the client
+        cut the stream: the provider charged for it), released when the provider failed.
+        """
         persona = await anyio.to_thread.run_sync(self._persona, order.voice, caller)
         check_text(order.text, self.max_chars)
         speech = speech_request(persona, order)
+        charge = self._charge(speech.model, len(order.text), persona)
         fingerprint = payload_hash(asdict(order))
         claim = Idempotency(
             self.sessions, key, caller.id, IDEMPOTENCY_ROUTE, fingerprint, BlobBody(self.blobs)
@@ -198,6 +206,15 @@ class TextToSpeech:
         stored = await anyio.to_thread.run_sync(claim.begin) if key is not None else None
         if stored is not None:
             return stored
+        request_id = f"idem:{caller.id}:{key}" if key else new_id("req")
+        try:
+            hold = await anyio.to_thread.run_sync(
+                funds.reserve, self.sessions, self.prices, caller, Purpose.SPEECH, request_id, charge.amount
+            )
+        except PlatformError as refusal:
+            if key is not None:
+                await anyio.to_thread.run_sync(claim.fail, refusal)
+            raise
         chunks = cast(AsyncGenerator[bytes, None], self.provider.stream_speech(speech))
         try:
             # The provider call takes its permit here: this caller's share, an interactive (short) wait.
@@ -212,75 +229,103 @@ class TextToSpeech:
                     ErrorCode.PROVIDER_UNAVAILABLE, "the voice provider returned no audio", 502, True
                 )
             )
+            await anyio.to_thread.run_sync(holds.release, self.sessions, hold.hold_id, "the provider failed")
             await anyio.to_thread.run_sync(claim.fail, failure)
             raise failure from None
-        request_id = f"idem:{caller.id}:{key}" if key else new_id("req")
-        relay = self._relay(first, chunks, request_id, caller, persona, speech, claim)
+        call = _Call(request_id, caller, persona, speech, charge, hold, claim)
+        relay = self._relay(first, chunks, call)
         return SpeechStream(request_id, AUDIO_CONTENT_TYPES[speech.format], len(order.text), relay)
 
+    def _charge(self, model: str, chars: int, persona: Persona) -> Charge:
+        return self.prices.charge(model, chars, persona.price_multiplier_bps)
+
     async def _relay(
-        self,
-        first: bytes,
-        chunks: AsyncGenerator[bytes, None],
-        request_id: str,
-        caller: Caller,
-        persona: Persona,
-        speech: SpeechRequest,
-        claim: Idempotency,
+        self, first: bytes, chunks: AsyncGenerator[bytes, None], call: _Call
     ) -> AsyncIterator[bytes]:
         received = [first]
-        completed = False
+        outcome = "cut"  # the client went away before the end: the provider still produced (and billed) it
         try:
             yield first
             async for chunk in chunks:
                 received.append(chunk)
                 yield chunk
-            completed = True
+            outcome = "complete"
+        except Exception:
+            outcome = "failed"  # the provider broke off: failed calls cost nothing
+            raise
         finally:
-            await chunks.aclose()
-            if completed:  # only audio the caller got in full is billed (and replayable)
-                metrics.PROVIDER_CALLS.labels("ok").inc()
-                audio = b"".join(received)
-                await anyio.to_thread.run_sync(self._meter, request_id, caller, persona, speech, audio, claim)
-            else:
-                if claim.key is not None:  # without a key there is nothing to free
-                    await anyio.to_thread.run_sync(claim.abandon)
+            # Shielded: a cancelled request (the client disconnected) must still settle its hold.
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()
+                await anyio.to_thread.run_sync(self._settle, call, b"".join(received), outcome)
+
+    def _settle(self, call: _Call, audio: bytes, outcome: str) -> None:
+        if outcome == "failed":
+            metrics.PROVIDER_CALLS.labels("error").inc()
+            holds.release(self.sessions, call.hold.hold_id, "the provider broke off the stream")
+            if call.claim.key is not None:
+                call.claim.abandon()
+            return
+        metrics.PROVIDER_CALLS.labels("ok").inc()
+        _, created = holds.capture_speech(
+            self.sessions,
+            call.hold,
+            call.charge,
+            request_id=call.request_id,
+            caller_id=call.caller.id,
+            api_key_id=call.caller.key_id,
+            persona=call.persona,
+            audio_ms=audio_ms(audio, call.speech.format, call.speech.rate),
+        )
+        if created:
+            metrics.USAGE_EVENTS.inc()
+        if outcome == "complete":  # only audio the caller got in full is replayable
+            call.claim.finish(StoredResponse(200, audio, AUDIO_CONTENT_TYPES[call.speech.format]))
+        elif call.claim.key is not None:
+            call.claim.abandon()  # a retry with the key speaks again, free: its request id is billed already
 
     def _persona(self, voice: str, caller: Caller) -> Persona:
         with self.sessions() as session:
             return callable_persona(session, voice, caller)
 
-    def _meter(
-        self,
-        request_id: str,
-        caller: Caller,
-        persona: Persona,
-        speech: SpeechRequest,
-        audio: bytes,
-        claim: Idempotency,
-    ) -> None:
-        record_usage(
-            self.sessions,
-            self.prices,
-            request_id=request_id,
-            caller_id=caller.id,
-            persona=persona,
-            chars=len(speech.input),
-            audio_ms=audio_ms(audio, speech.format, speech.rate),
-            model=speech.model,
-        )
-        metrics.USAGE_EVENTS.inc()
-        claim.finish(StoredResponse(200, audio, AUDIO_CONTENT_TYPES[speech.format]))
-
-    def quote(self, voice_id: str, chars: int, caller: Caller | None) -> Quote:
-        """What speaking `chars` characters (Unicode code points, as metered) with this persona costs: the
-        same price function the meter uses, so an estimate and the ledger never disagree."""
+    def quote(self, voice_id: str, chars: int, caller: Caller | None, model: str | None = None) -> Quote:
+        """What speaking `chars` characters (Unicode code points, as metered) with this persona and `model` (the
+        persona's own by default) costs: the same price function the meter uses, so an estimate and the ledger
+        never disagree."""
         if not 1 <= chars <= self.max_chars:
             raise PlatformError(ErrorCode.INVALID_REQUEST, f"chars must be 1–{self.max_chars}", 422)
         with self.sessions() as session:
             persona = visible_persona(session, voice_id, caller)
-        charge = self.prices.charge(chars, persona.price_per_10k_chars)
-        return Quote(persona.id, chars, persona.model, charge.unit_price, charge.amount, self.prices.currency)
+        chosen = model or persona.model
+        if chosen not in self.prices.list_price_per_10k:
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST,
+                f"model must be one of {sorted(self.prices.list_price_per_10k)}",
+                422,
+            )
+        charge = self._charge(chosen, chars, persona)
+        return Quote(
+            persona.id,
+            chars,
+            chosen,
+            charge.unit_price,
+            charge.amount,
+            self.prices.currency,
+            persona.price_multiplier_bps,
+        )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A call in flight: what settling it (capture or release) needs."""
+
+    request_id: str
+    caller: Caller
+    persona: Persona
+    speech: SpeechRequest
+    charge: Charge
+    hold: Reservation
+    claim: Idempotency
 
 
 @dataclass(frozen=True)

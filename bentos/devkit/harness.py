@@ -104,6 +104,9 @@ def start_platform(overrides: list[str], start_jobs: bool = True) -> RunningPlat
     return RunningPlatform(platform, base_url, server, thread, overrides)
 
 
+TEST_TRIAL_CREDIT = 1_000_000_000  # ¥1,000 per test account
+
+
 def platform_overrides(
     data_dir: Path, emulator: EmulatorProcess, db_url: str | None = None, redis_name: str | None = None
 ) -> list[str]:
@@ -119,6 +122,8 @@ def platform_overrides(
         "queue.max_delay=0.1",
         "queue.claim_lease_s=20",
         "queue.revive_after_s=1",
+        # Tests create personas and speak freely; the money tests set their own credit.
+        f"billing.trial_credit={TEST_TRIAL_CREDIT}",
     ]
     if db_url:
         overrides += ["db=postgres", f"db.url='{db_url}'"]

@@ -9,13 +9,17 @@ streamed one included, has been read.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, Retrying
 
 from . import protocol
+from .errors import ProviderUnavailable, StepFunError
 from .health import ProviderHealth
 from .limiter import NO_PERMIT, Permit, ProviderLimiter, shared_limiter
 from .models import (
@@ -36,6 +40,14 @@ from .settings import ProviderSettings
 T = TypeVar("T")
 Opened = tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None, Permit]
 _USER_AGENT = "voxpersona-stepfun/0.1"
+REQUESTS = Counter(
+    "stepfun_requests",
+    "StepFun HTTP attempts by endpoint and outcome (ok, http_<status>, timeout, connection_error, breaker_open)",
+    ["endpoint", "outcome"],
+)
+REQUEST_SECONDS = Histogram(
+    "stepfun_request_seconds", "StepFun attempt time to response (first byte)", ["endpoint"]
+)
 
 
 class _ClientBase:
@@ -67,6 +79,27 @@ class _ClientBase:
             connect=s.connect_timeout_s, read=s.read_timeout_s, write=s.write_timeout_s, pool=s.pool_timeout_s
         )
         return {"base_url": s.base_url.rstrip("/") + "/", "headers": headers, "timeout": timeout}
+
+    @contextmanager
+    def _attempt(self, endpoint: str) -> Iterator[None]:
+        """One HTTP attempt inside the breaker (`guarded_attempt`), counted by outcome and timed."""
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            with guarded_attempt(self.breaker, self.health):
+                yield
+        except ProviderUnavailable as exc:
+            outcome = f"http_{exc.status}" if exc.status else "breaker_open"
+            raise
+        except StepFunError as exc:
+            outcome = f"http_{exc.status}" if exc.status else exc.code
+            raise
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            REQUESTS.labels(endpoint, outcome).inc()
+            if outcome != "breaker_open":  # nothing was sent
+                REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
 
     def _policy(self, operation: str) -> dict[str, Any]:
         return protocol.retry_policy(self.settings, operation, self._rng, self._on_retry)
@@ -117,7 +150,7 @@ class StepFunClient(_ClientBase):
         def attempt() -> T:
             permit = self._permit()
             try:
-                with guarded_attempt(self.breaker, self.health):
+                with self._attempt(call.operation):
                     response = check(
                         self._http.request(call.method, self._path(call), **call.request_kwargs()),
                         self.settings.secret,
@@ -213,7 +246,7 @@ class StepFunClient(_ClientBase):
             # The retried unit: send, check status, and read up to the first event (first bytes).
             permit = self._permit()
             try:
-                with guarded_attempt(self.breaker, self.health):
+                with self._attempt(call.operation):
                     http_request = self._http.build_request(
                         call.method, self._path(call), **call.request_kwargs()
                     )
@@ -305,7 +338,7 @@ class AsyncStepFunClient(_ClientBase):
         async def attempt() -> T:
             permit = await self._permit()
             try:
-                with guarded_attempt(self.breaker, self.health):
+                with self._attempt(call.operation):
                     response = check(
                         await self._http.request(call.method, self._path(call), **call.request_kwargs()),
                         self.settings.secret,
@@ -396,7 +429,7 @@ class AsyncStepFunClient(_ClientBase):
         async def open_first() -> Opened:
             permit = await self._permit()
             try:
-                with guarded_attempt(self.breaker, self.health):
+                with self._attempt(call.operation):
                     http_request = self._http.build_request(
                         call.method, self._path(call), **call.request_kwargs()
                     )

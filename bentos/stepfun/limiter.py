@@ -30,6 +30,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from prometheus_client import Counter as Metric
+from prometheus_client import Histogram
 
 from .errors import RateLimited
 from .settings import ProviderSettings, TierSettings
@@ -37,6 +38,12 @@ from .settings import ProviderSettings, TierSettings
 BACKGROUND = "pipeline"
 REFUSALS = Metric(
     "stepfun_limiter_refusals", "Provider calls our tier limiter refused (no request sent)", ["caller_kind"]
+)
+WAITS = Histogram(
+    "stepfun_limiter_wait_seconds",
+    "Time a provider call waited for our tier limiter (granted or refused)",
+    ["caller_kind"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 _POLL_S = 0.02  # how often a waiter for a concurrency slot looks again (async; sync waiters are notified)
 
@@ -173,6 +180,10 @@ class ProviderLimiter:
                 bool(self.tier.concurrency) and self._caller_in_flight[key] >= self.caller_concurrency
             )
 
+    def _waited(self, tag: CallerTag, start: float) -> None:
+        kind = "interactive" if tag.interactive else "background"
+        WAITS.labels(caller_kind=kind).observe(max(0.0, self._clock() - start))
+
     def _budget(self, tag: CallerTag) -> float:
         return self.tier.interactive_wait_s if tag.interactive else self.tier.background_wait_s
 
@@ -181,29 +192,35 @@ class ProviderLimiter:
     def acquire(self, tag: CallerTag | None = None) -> Permit:
         """Block (this thread) until a slot is ours or the wait budget is spent (→ ProviderBusy)."""
         tag = tag or current_caller()
-        deadline = self._clock() + self._budget(tag)
+        start = self._clock()
+        deadline = start + self._budget(tag)
         with self._cond:
             while True:
                 now = self._clock()
                 wait, known = self._try(tag.key, now)
                 if wait == 0.0:
+                    self._waited(tag, start)
                     return Permit(self, tag.key)
                 if (known and now + wait > deadline) or now >= deadline:
                     break
                 self._cond.wait(timeout=min(wait, deadline - now))
+        self._waited(tag, start)
         raise self._refuse(tag, wait, known)
 
     async def acquire_async(self, tag: CallerTag | None = None) -> Permit:
         """The asyncio twin of `acquire`: sleeps between looks, never holds the lock across an await."""
         tag = tag or current_caller()
-        deadline = self._clock() + self._budget(tag)
+        start = self._clock()
+        deadline = start + self._budget(tag)
         while True:
             with self._cond:
                 now = self._clock()
                 wait, known = self._try(tag.key, now)
             if wait == 0.0:
+                self._waited(tag, start)
                 return Permit(self, tag.key)
             if (known and now + wait > deadline) or now >= deadline:
+                self._waited(tag, start)
                 raise self._refuse(tag, wait, known)
             await asyncio.sleep(min(wait, _POLL_S, deadline - now))
 

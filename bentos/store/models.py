@@ -28,8 +28,12 @@ __all__ = [
     "Base",
     "BlobRow",
     "EmbeddingRow",
+    "Hold",
     "IdempotencyRecord",
     "Job",
+    "LedgerBalance",
+    "LedgerEntry",
+    "LedgerTransaction",
     "OutboxItem",
     "Persona",
     "Settlement",
@@ -57,6 +61,8 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     role: Mapped[str] = mapped_column(String(16))  # creator | consumer | admin
     payout_wallet: Mapped[str | None] = mapped_column(String(42))
+    # bytes32 hex a crypto top-up names (keccak of the account id): deposits carrying it credit this account.
+    deposit_reference: Mapped[str | None] = mapped_column(String(66), unique=True)
     created_at: Mapped[datetime] = _ts(default=utcnow)
 
 
@@ -140,7 +146,10 @@ class Persona(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     language: Mapped[str] = mapped_column(String(8), default="en")
     visibility: Mapped[str] = mapped_column(String(10), default="private", index=True)
-    price_per_10k_chars: Mapped[int] = mapped_column(Money)
+    price_per_10k_chars: Mapped[int] = mapped_column(
+        Money
+    )  # unit price of `model` at the multiplier (display)
+    price_multiplier_bps: Mapped[int] = mapped_column(Integer, default=10_000)  # × each model's list price
     consent_statement: Mapped[str] = mapped_column(Text)
     consent_at: Mapped[datetime] = _ts(default=utcnow)
     model: Mapped[str] = mapped_column(String(40))
@@ -210,8 +219,10 @@ class UsageEvent(Base):
     amount: Mapped[int] = mapped_column(Money)
     creator_share: Mapped[int] = mapped_column(Money)
     platform_share: Mapped[int] = mapped_column(Money)
+    provider_cost: Mapped[int] = mapped_column(Money, default=0)
+    api_key_id: Mapped[str | None] = mapped_column(String(40), index=True)
     settlement_id: Mapped[str | None] = mapped_column(ForeignKey("settlements.id"), index=True)
-    created_at: Mapped[datetime] = _ts(default=utcnow)
+    created_at: Mapped[datetime] = _ts(default=utcnow, index=True)
 
 
 class Settlement(Base):
@@ -232,6 +243,11 @@ class Settlement(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     created_at: Mapped[datetime] = _ts(default=utcnow)
     confirmed_at: Mapped[datetime | None] = _ts(nullable=True)
+    # migration 0004: the block that paid it, the chain settlement (outbox intent) paying it — a cycle pays
+    # many creators in one — and the part of creator_amount the ledger moved creator → payout.
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    chain_settlement_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    ledger_amount: Mapped[int] = mapped_column(Money, default=0)
 
 
 class IdempotencyRecord(Base):
@@ -276,3 +292,52 @@ class OutboxItem(Base):
 
     def __repr__(self) -> str:
         return f"OutboxItem(id={self.id}, key={self.intent_key!r}, status={self.status}, tx={self.tx_hash})"
+
+
+class LedgerTransaction(Base):
+    """One balanced money movement (bentos/billing/ledger.py); `reference` makes posting it idempotent."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(24), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    memo: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = _ts(default=utcnow, index=True)
+
+
+class LedgerEntry(Base):
+    """Append-only; the entries of one transaction sum to zero."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    book: Mapped[str] = mapped_column(String(80), index=True)
+    amount: Mapped[int] = mapped_column(Money)
+
+
+class LedgerBalance(Base):
+    """The cached balance of a book: Σ its entries, updated in the same transaction as they are written."""
+
+    __tablename__ = "ledger_balances"
+
+    book: Mapped[str] = mapped_column(String(80), primary_key=True)
+    balance: Mapped[int] = mapped_column(Money, default=0)
+
+
+class Hold(Base):
+    """Money reserved before a provider call; captured once on success or released on failure."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    purpose: Mapped[str] = mapped_column(String(12))  # speech | clone
+    subject: Mapped[str] = mapped_column(String(100), index=True)  # request id, or persona id for a clone
+    amount: Mapped[int] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(10), default="held", index=True)  # held | captured | released
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+    closed_at: Mapped[datetime | None] = _ts(nullable=True)

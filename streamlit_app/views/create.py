@@ -1,7 +1,9 @@
 """Create: upload or record a few seconds of speech, describe the persona, attest consent, follow the pipeline.
 
 The upload limits, the form's lengths and choices and the pipeline's steps are the platform's
-(`GET /v1/limits` → `upload`, `persona`, `pipeline`).
+(`GET /v1/limits` → `upload`, `persona`, `pipeline`); so are the price terms: a creator picks a multiplier of
+each model's list price within `prices.multiplierBpsMin/Max`, and creating holds `prices.cloneFee` from their
+balance (a `402` when it can't be held is explained in plain words).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import streamlit as st
 
 from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, FileIntake, PersonaLimits, PipelineLimits, Prices, UploadLimits
-from streamlit_app.money import cny_to_micro, format_cny
+from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
 from streamlit_app.pipeline import is_final
 from streamlit_app.progress import GENERATE_PAGE, PERSONA_PAGE, follow_pipeline, show_outcome
@@ -27,6 +29,7 @@ CONSENT_STATEMENT = (
 _CREATING = "vp_create_voice"  # {"voiceId", "jobId"} of the persona being created
 _INTAKES = "vp_create_intakes"  # sha256 of the audio → intake report or ApiError
 _IDEMPOTENCY = "vp_create_idempotency_key"
+MULTIPLIER_STEP_BPS = 500  # the slider's notches (0.05×); the bounds themselves are the platform's
 
 
 def intake(name: str, content: bytes, content_type: str) -> FileIntake | ApiError:
@@ -102,6 +105,38 @@ def list_prices(prices: Prices, models: list[str]) -> str:
     return ", ".join(f"{m} {format_cny(listed[m])}" for m in models if m in listed)
 
 
+def multiplier_options(prices: Prices) -> list[int]:
+    """The multipliers offered, in basis points: the platform's bounds, 1× and the notches between."""
+    low, high = prices["multiplierBpsMin"], prices["multiplierBpsMax"]
+    notches = range(-(-low // MULTIPLIER_STEP_BPS) * MULTIPLIER_STEP_BPS, high + 1, MULTIPLIER_STEP_BPS)
+    return sorted({low, high, *notches, *([10_000] if low <= 10_000 <= high else [])})
+
+
+def multiplier_text(bps: int) -> str:
+    return f"{bps / 10_000:g}×"
+
+
+def clone_fee_text(prices: Prices) -> str:
+    fee = prices["cloneFee"]
+    if not fee:
+        return "Creating a persona is free."
+    return (
+        f"Creating this persona holds the clone fee of **{format_cny(fee)}** from your balance; it is charged "
+        "when the voice is cloned (never for a voice the provider already had) and given back if creation fails."
+    )
+
+
+def show_short_of_money(err: ApiError, prices: Prices) -> None:
+    needed = err.details.get("needed", prices["cloneFee"])
+    available = err.details.get("available")
+    have = f" and you have {format_cny(available)} available" if isinstance(available, int) else ""
+    st.error(
+        f"Not enough balance to create a persona: the clone fee is {format_cny(int(needed))}{have}. "
+        "Nothing was created. Top up on **Billing** (crypto deposit) or ask an admin for credit, then try again.",
+        icon=":material/error:",
+    )
+
+
 def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Prices) -> None:
     st.subheader("2 · The persona")
     with st.form("persona"):
@@ -125,15 +160,17 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
             "Visibility", persona["visibilities"], format_func=contract.visibility_text
         )
         model = right.selectbox("Voice model", persona["models"])
-        price = st.number_input(
-            f"Price to callers, {prices['currency']} per 10,000 characters",
-            min_value=0.0,
-            value=None,
-            step=0.1,
-            format="%.2f",
-            placeholder="the model's list price",
-            help=f"Empty: the model's list price ({list_prices(prices, persona['models'])}).",
+        options = multiplier_options(prices)
+        multiplier = st.select_slider(
+            "Price multiplier",
+            options=options,
+            value=10_000 if 10_000 in options else options[0],
+            format_func=multiplier_text,
+            help="Callers pay each model's list price times this multiplier "
+            f"(list prices per 10,000 characters: {list_prices(prices, persona['models'])}); "
+            f"allowed {multiplier_text(options[0])}–{multiplier_text(options[-1])}.",
         )
+        st.caption(clone_fee_text(prices))
         transcript = st.text_area(
             "Transcript of the recording (optional — improves cloning)",
             max_chars=persona["transcriptMaxChars"],
@@ -160,12 +197,6 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
     long_tags = [t for t in tags if len(t) > persona["tagMaxChars"]]
     if long_tags:
         problems.append(f"Tags have at most {persona['tagMaxChars']} characters: {', '.join(long_tags)}.")
-    price_micro: int | None = None
-    if price is not None:
-        try:
-            price_micro = cny_to_micro(price)
-        except ValueError as err:
-            problems.append(f"Price: {err}.")
     if not attested or not statement.strip():
         problems.append("Consent is required: tick the attestation box.")
     if problems:
@@ -183,7 +214,7 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
                 tags=tags or None,
                 language=language,
                 visibility=visibility,
-                price_per_10k_chars=price_micro,
+                price_multiplier_bps=int(multiplier),
                 model=model,
                 text=transcript.strip() or None,
                 sample_text=sample_text.strip() or None,
@@ -191,8 +222,11 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
                 idempotency_key=idempotency_key,
             )
         except ApiError as err:
-            show_api_error(err, context="The persona was not created")
-            if err.status == 409:  # same key, different body: the next click is a new request
+            if err.code == "insufficient_balance":
+                show_short_of_money(err, prices)
+            else:
+                show_api_error(err, context="The persona was not created")
+            if err.status in (402, 409):  # same key, different body: the next click is a new request
                 st.session_state.pop(_IDEMPOTENCY, None)
             return
     st.session_state.pop(_IDEMPOTENCY, None)

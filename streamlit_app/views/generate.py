@@ -1,7 +1,9 @@
-"""Generate: text → speech with a persona; plays the audio and shows characters billed and what it cost.
+"""Generate: text → speech with a persona; the price before the call, then the audio, characters billed and cost.
 
 The text limit, models, formats, speed/volume ranges and voice labels are the platform's (`GET /v1/limits`
-→ `tts`); the cost estimate is the platform's quote for the text typed (asked again only when it changes).
+→ `tts`); the price is the platform's quote (`GET /quotes`) for the text typed and the model chosen (asked again
+only when they change) — exactly what the call is then taken from the balance for. A call the balance can't pay
+for (`402 insufficient_balance`) is explained in plain words with where to top up.
 """
 
 from __future__ import annotations
@@ -12,13 +14,26 @@ from typing import Any, cast
 import streamlit as st
 
 from streamlit_app import contract, session
-from streamlit_app.api_client import ApiError, Persona, PlatformClient, Quote, Range, Speech, VoiceLabel
+from streamlit_app.api_client import (
+    ApiError,
+    Balance,
+    Persona,
+    PlatformClient,
+    Quote,
+    Range,
+    Speech,
+    VoiceLabel,
+)
 from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
 
 PLAYABLE = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg"}
 _RESULT = "vp_generate_result"
-_QUOTE = "vp_generate_quote"  # the last quote asked: {"key": (voice id, chars), "quote": Quote | ApiError}
+_QUOTE = (
+    "vp_generate_quote"  # the last quote asked: {"key": (voice, model, chars), "quote": Quote | ApiError}
+)
+BILLING_PAGE = "views/billing.py"
+TOP_UP_HINT = "Top up on **Billing** (crypto deposit) or ask an admin for credit, then try again."
 
 
 def choices(api: PlatformClient, wanted: str | None) -> dict[str, Persona]:
@@ -42,28 +57,60 @@ def billed_amount(api: PlatformClient, request_id: str | None) -> int | None:
     return next((c["amount"] for c in calls if c["requestId"] == request_id), None)
 
 
-def quote(voice_id: str, chars: int) -> Quote | ApiError:
-    """The platform's price for `chars` characters with this persona; asked only when the pair changes."""
-    key = (voice_id, chars)
+def quote(voice_id: str, chars: int, model: str | None = None) -> Quote | ApiError:
+    """The platform's price for `chars` characters with this persona and model; asked only when they change."""
+    key = (voice_id, model, chars)
     last: dict[str, Any] | None = st.session_state.get(_QUOTE)
     if last is None or last["key"] != key:
         with session.client() as api:
             try:
-                answer: Quote | ApiError = api.quote(voice_id, chars)
+                answer: Quote | ApiError = api.quote(voice_id, chars, model)
             except ApiError as err:
                 answer = err
         last = st.session_state[_QUOTE] = {"key": key, "quote": answer}
     return last["quote"]  # type: ignore[no-any-return]
 
 
-def show_estimate(voice_id: str, text: str) -> None:
+def balance() -> Balance | None:
+    with session.client() as api:
+        try:
+            return api.balance()
+        except ApiError:
+            return None
+
+
+def show_price(voice_id: str, model: str, text: str, funds: Balance | None) -> None:
+    """The price of this call before it is made, and whether the balance covers it."""
     if not text:
         return
-    answer = quote(voice_id, len(text))
+    answer = quote(voice_id, len(text), model)
     if isinstance(answer, ApiError):
-        st.caption(f"No estimate: `{answer.code}` — {answer.message}")
+        st.caption(f"No price: `{answer.code}` — {answer.message}")
+        return
+    st.markdown(
+        f"Price: **{format_cny(answer['amount'])}** for {answer['chars']:,} characters with {answer['model']} "
+        f"({format_cny(answer['unitPrice'])} per 10,000) — taken from your balance when you click Generate."
+    )
+    if funds is not None and answer["amount"] > funds["available"]:
+        st.warning(
+            f"Your balance ({format_cny(funds['available'])}) does not cover this call "
+            f"({format_cny(answer['amount'])}). {TOP_UP_HINT}",
+            icon=":material/account_balance_wallet:",
+        )
+
+
+def show_short_of_money(err: ApiError) -> None:
+    """A 402 in plain words: what the call costs, what is available, where to top up."""
+    needed, available = err.details.get("needed"), err.details.get("available")
+    if isinstance(needed, int) and isinstance(available, int):
+        lead = (
+            f"Not enough balance: this call costs {format_cny(needed)} and you have "
+            f"{format_cny(available)} available."
+        )
     else:
-        st.caption(f"Estimated cost: **{format_cny(answer['amount'])}** for {answer['chars']:,} characters")
+        lead = "Not enough balance for this call."
+    st.error(f"{lead} Nothing was spoken and nothing was charged. {TOP_UP_HINT}", icon=":material/error:")
+    st.page_link(BILLING_PAGE, label="Go to Billing", icon=":material/account_balance_wallet:")
 
 
 def slider(column: Any, name: str, bounds: Range) -> float:
@@ -85,7 +132,7 @@ def show_result(result: dict[str, Any]) -> None:
     if result["amount"] is not None:
         cost_col.metric("Cost", format_cny(result["amount"]))
     else:  # the ledger has not caught up yet: the platform's quote for the characters billed
-        estimate = quote(persona["id"], chars)
+        estimate = quote(persona["id"], chars, result.get("model"))
         shown = "n/a" if isinstance(estimate, ApiError) else format_cny(estimate["amount"])
         cost_col.metric("Cost (estimated)", shown)
     size_col.metric("Audio", f"{len(speech.audio) / 1024:,.0f} KiB")
@@ -121,13 +168,17 @@ voice_id = st.selectbox(
     format_func=lambda i: f"{personas[i]['name']} — by {personas[i]['creator']['name'] or 'unknown'}",
 )
 persona = personas[voice_id]
+multiplier = persona.get("priceMultiplierBps")
 st.caption(
-    f"{format_cny(persona['pricePer10kChars'])} per 10,000 characters · default model {persona['model']}"
+    f"{format_cny(persona['pricePer10kChars'])} per 10,000 characters with {persona['model']}"
+    + (f" · {multiplier / 10_000:g}× the list price" if multiplier else "")
 )
+funds = balance()
+if funds is not None:
+    st.metric("Balance", format_cny(funds["available"]))
 
-# No form: the estimate follows the text, and the label and instruction fields follow the model.
+# No form: the price follows the text and the model, and the label and instruction fields follow the model.
 text = st.text_area("Text", max_chars=tts["maxChars"], height=150, placeholder="What should this voice say?")
-show_estimate(voice_id, text)
 model_col, format_col = st.columns(2)
 models = tts["models"]
 model = model_col.selectbox(
@@ -155,6 +206,7 @@ else:
     )
     if label_kind in labels and label_value:
         label = cast(VoiceLabel, {label_kind: label_value})
+show_price(voice_id, model, text, funds)
 submitted = st.button("Generate", type="primary", icon=":material/graphic_eq:")
 
 if submitted:
@@ -175,7 +227,10 @@ if submitted:
                     idempotency_key=str(uuid.uuid4()),
                 )
             except ApiError as err:
-                show_api_error(err, context="No speech")
+                if err.code == "insufficient_balance":
+                    show_short_of_money(err)
+                else:
+                    show_api_error(err, context="No speech")
                 st.session_state[_RESULT] = None
                 st.stop()
             amount = billed_amount(api, speech.request_id)
@@ -185,7 +240,9 @@ if submitted:
             "format": fmt,
             "chars": len(text),
             "amount": amount,
+            "model": model,
         }
+        st.rerun()  # the balance at the top now shows what the call took
 
 result = st.session_state.get(_RESULT)
 if result:

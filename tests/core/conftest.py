@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from bentos.billing.pricing import PriceBook
 from bentos.core.accounts import sign_up
 from bentos.core.embedder import LocalEmbedder
 from bentos.core.intake import accept_upload
@@ -24,6 +25,14 @@ from encoders.seeded import SeededEncoder
 from tests.core.fakes import FakeProvider
 
 CONSENT = "This is my own voice and I consent."
+
+PRICES = PriceBook(
+    list_price_per_10k={"step-tts-mini": 1_800_000, "step-tts-2": 5_600_000, "stepaudio-2.5-tts": 11_600_000},
+    provider_cost_per_10k={"step-tts-mini": 900_000, "step-tts-2": 2_800_000, "stepaudio-2.5-tts": 5_800_000},
+    multiplier_bps_min=7000,
+    clone_cost=9_900_000,
+    clone_fee=12_000_000,
+)
 
 
 @dataclass
@@ -51,7 +60,7 @@ class Core:
         for name, value in fields.items():
             setattr(draft, name, value)
         with self.sessions.begin() as session:
-            persona, _ = create_persona(session, owner, draft, 56_000_000)
+            persona, _ = create_persona(session, owner, draft, PRICES)
             return persona.id
 
     def get(self, persona_id: str) -> Persona:
@@ -78,6 +87,7 @@ def core(tmp_path: Path) -> Iterator[Core]:
         LocalEmbedder(SeededEncoder()),
         provider,
         queue,  # type: ignore[arg-type]
+        PRICES,
     )
     yield Core(sessions, blobs, provider, pipeline)
     engine.dispose()

@@ -4,12 +4,17 @@ It speaks the documented contract (shapes, error envelope, Bearer keys, Idempote
 be tested before — and independently of — the real platform. The pipeline advances one step per
 `GET /voices/{id}`; a persona whose name contains "doomed" fails at the clone step. `GET /v1/limits` serves
 `FakePlatform.limits` (a test may change them, or set them to None to play a platform without the route), and
-the fake enforces what it publishes; `GET /voices/{id}/quote` and `POST /tts` share one price function.
+the fake enforces what it publishes; `GET /quotes` (and `GET /voices/{id}/quote`) and `POST /tts` share one price
+function. Money works like the platform's: a trial credit at sign-up (`GET /balance`), a persona's price is a
+multiplier of the model's list price (`priceMultiplierBps` within the published bounds), the clone fee is taken at
+`POST /voices` and each call at `POST /tts` — `402 insufficient_balance` with `details.needed`/`available` when
+short — and `GET /statements` serves the month's invoice (JSON or CSV) and a creator's earnings.
 """
 
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import io
 import json
@@ -26,6 +31,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+
+TRIAL_CREDIT = 2_000_000  # ¥2, like the platform's default
+CREATOR_SHARE_BPS = 7000  # the fake's split: 70 % to the creator, 20 % provider cost, 10 % platform margin
+PROVIDER_COST_BPS = 2000
 
 LIMITS: dict[str, Any] = {  # the shape of the platform's GET /v1/limits
     "tts": {
@@ -71,6 +80,10 @@ LIMITS: dict[str, Any] = {  # the shape of the platform's GET /v1/limits
         },
         "creatorShareBps": 7000,
         "rounding": "up",
+        "multiplierBpsMin": 5000,
+        "multiplierBpsMax": 50000,
+        "cloneFee": 500_000,
+        "trialCredit": TRIAL_CREDIT,
     },
     "pipeline": {
         "states": ["uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live"],
@@ -86,6 +99,14 @@ def default_limits() -> dict[str, Any]:
 def price(chars: int, unit_price: int) -> int:
     """The fake's one price function, like the platform's: micro-CNY, rounded up (no free calls)."""
     return -(-chars * unit_price // 10_000)
+
+
+def unit_price(persona: dict[str, Any], model: str, list_prices: dict[str, int]) -> int:
+    """The persona's price per 10k chars with `model`: its own model's is `pricePer10kChars` (tests may set it),
+    another model's is that model's list price × the persona's multiplier."""
+    if model == persona["model"]:
+        return int(persona["pricePer10kChars"])
+    return -(-list_prices[model] * persona["priceMultiplierBps"] // 10_000)
 
 
 def now() -> str:
@@ -107,8 +128,16 @@ def tone_wav(seconds: float, rate: int = 16_000) -> bytes:
 
 
 class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retryable: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.status, self.code, self.message, self.retryable = status, code, message, retryable
+        self.details = details
 
 
 @dataclass
@@ -129,12 +158,15 @@ class FakePlatform:
     usage: list[dict[str, Any]] = field(default_factory=list)
     settlements: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str, str], tuple[str, int, Any]] = field(default_factory=dict)
+    balances: dict[str, int] = field(default_factory=dict)  # account id → available micro-CNY
     requests: list[SeenRequest] = field(default_factory=list)
     limits: dict[str, Any] | None = field(default_factory=default_limits)  # None: no GET /v1/limits
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def new_account(self, name: str, role: str = "creator") -> tuple[dict[str, Any], str]:
+    def new_account(
+        self, name: str, role: str = "creator", balance: int = TRIAL_CREDIT
+    ) -> tuple[dict[str, Any], str]:
         account: dict[str, Any] = {
             "id": f"acc_{uuid.uuid4().hex[:12]}",
             "name": name,
@@ -146,6 +178,7 @@ class FakePlatform:
         key = f"vpk_{secrets.token_urlsafe(24)}"
         self.accounts[account["id"]] = account
         self.keys[key] = account["id"]
+        self.balances[account["id"]] = balance
         return account, key
 
     def add_live_persona(self, creator_id: str, name: str, **fields: Any) -> dict[str, Any]:
@@ -169,7 +202,15 @@ class FakePlatform:
             "model": body.get("model") or "step-tts-mini",
             "sampleText": body.get("sampleText"),
             "sampleAudioUrl": f"/voices/{voice_id}/sample" if status == "live" else None,
-            "pricePer10kChars": int(body.get("pricePer10kChars", 500_000)),  # the fake ignores list prices
+            "priceMultiplierBps": int(body.get("priceMultiplierBps") or 10_000),
+            "pricePer10kChars": int(
+                body.get("pricePer10kChars")  # a test may set the price directly
+                or -(
+                    -LIMITS["prices"]["listPricePer10kChars"][body.get("model") or "step-tts-mini"]
+                    * int(body.get("priceMultiplierBps") or 10_000)
+                    // 10_000
+                )
+            ),
             "calls": int(body.get("calls", 0)),
             "createdAt": now(),
             "revokedAt": None,
@@ -190,8 +231,10 @@ def build_app(state: FakePlatform) -> FastAPI:
 
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:
-        body = {"error": {"code": exc.code, "message": exc.message, "retryable": exc.retryable}}
-        return JSONResponse(body, status_code=exc.status)
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
+        if exc.details:
+            error["details"] = exc.details
+        return JSONResponse({"error": error}, status_code=exc.status)
 
     @app.middleware("http")
     async def record(request: Request, call_next: Any) -> Any:
@@ -220,6 +263,19 @@ def build_app(state: FakePlatform) -> FastAPI:
         if key:
             state.idempotency[(key, account_id, route)] = (digest, status, payload)
         return JSONResponse(payload, status_code=status)
+
+    def charge(account_id: str, amount: int) -> None:
+        """Take `amount` from the account's balance, or refuse with the platform's 402."""
+        with state.lock:
+            available = state.balances.get(account_id, 0)
+            if amount > available:
+                raise Refused(
+                    402,
+                    "insufficient_balance",
+                    f"the balance ({available} micro-CNY) can't pay for this ({amount}); top up first",
+                    details={"needed": amount, "available": available, "currency": "CNY"},
+                )
+            state.balances[account_id] = available - amount
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -315,6 +371,13 @@ def build_app(state: FakePlatform) -> FastAPI:
                 raise Refused(404, "file_not_found", "upload the audio first")
             if not (body.get("consent") or {}).get("attested"):
                 raise Refused(422, "consent_required", "the speaker's consent must be attested")
+            if "pricePer10kChars" in body:
+                raise Refused(422, "invalid_request", "pricePer10kChars is read-only: set priceMultiplierBps")
+            prices = limit("prices")
+            multiplier = int(body.get("priceMultiplierBps") or 10_000)
+            if not prices["multiplierBpsMin"] <= multiplier <= prices["multiplierBpsMax"]:
+                raise Refused(422, "invalid_persona", "priceMultiplierBps is out of bounds")
+            charge(account["id"], prices["cloneFee"])
             persona = state._persona(account["id"], body)
             return 202, {"voiceId": persona["id"], "status": persona["status"], "jobId": persona["_job"]}
 
@@ -377,20 +440,35 @@ def build_app(state: FakePlatform) -> FastAPI:
         advance(persona)
         return public(persona)
 
+    def quoted(persona: dict[str, Any], chars: int, model: str | None) -> dict[str, Any]:
+        chosen = model or persona["model"]
+        list_prices = limit("prices")["listPricePer10kChars"]
+        if chosen not in list_prices:
+            raise Refused(422, "invalid_request", f"model must be one of {sorted(list_prices)}")
+        unit = unit_price(persona, chosen, list_prices)
+        return {
+            "voiceId": persona["id"],
+            "chars": chars,
+            "model": chosen,
+            "unitPrice": unit,
+            "amount": price(chars, unit),
+            "currency": "CNY",
+            "multiplierBps": persona["priceMultiplierBps"],
+        }
+
     @app.get("/voices/{voice_id}/quote")
     def quote(voice_id: str, request: Request, chars: int = -1) -> dict[str, Any]:
         persona = visible(voice_id, caller(request, required=False))
         if chars < 0:
             raise Refused(400, "invalid_request", "chars must be a non-negative integer")
-        unit_price = persona["pricePer10kChars"]
-        return {
-            "voiceId": voice_id,
-            "chars": chars,
-            "model": persona["model"],
-            "unitPrice": unit_price,
-            "amount": price(chars, unit_price),
-            "currency": "CNY",
-        }
+        return quoted(persona, chars, None)
+
+    @app.get("/quotes")
+    def quotes(request: Request, voice: str = "", chars: int = 0, model: str | None = None) -> dict[str, Any]:
+        persona = visible(voice, caller(request, required=False))
+        if not 1 <= chars <= limit("tts")["maxChars"]:
+            raise Refused(422, "invalid_request", f"chars must be 1–{limit('tts')['maxChars']}")
+        return quoted(persona, chars, model)
 
     @app.get("/voices/{voice_id}/sample")
     def sample(voice_id: str, request: Request) -> Response:
@@ -445,8 +523,11 @@ def build_app(state: FakePlatform) -> FastAPI:
             raise Refused(400, "invalid_text", f"text must be 1–{max_chars} characters")
         request_id = f"req_{uuid.uuid4().hex[:12]}"
         chars = len(text)
-        amount = price(chars, persona["pricePer10kChars"])
+        priced = quoted(persona, chars, body.get("model"))
+        amount = priced["amount"]
+        charge(account["id"], amount)  # 402 before the "provider" is called
         persona["calls"] += 1
+        creator_share = amount * CREATOR_SHARE_BPS // 10_000
         state.usage.append(
             {
                 "requestId": request_id,
@@ -455,8 +536,12 @@ def build_app(state: FakePlatform) -> FastAPI:
                 "creator": persona["creator"]["id"],
                 "chars": chars,
                 "audioSeconds": 1.0,
-                "model": body.get("model") or persona["model"],
+                "model": priced["model"],
+                "unitPrice": priced["unitPrice"],
                 "amount": amount,
+                "providerCost": amount * PROVIDER_COST_BPS // 10_000,
+                "creatorShare": creator_share,
+                "platformShare": amount - creator_share,
                 "createdAt": now(),
                 "settled": False,
             }
@@ -485,13 +570,14 @@ def build_app(state: FakePlatform) -> FastAPI:
                     "unsettled": 0,
                 },
             )
-            share = u["amount"] * limit("prices")["creatorShareBps"] // 10_000
+            share = u["creatorShare"]
             e["calls"] += 1
             e["chars"] += u["chars"]
             e["amount"] += u["amount"]
             e["creatorShare"] += share
             e["unsettled"] += 0 if u["settled"] else share
-        fields = ("requestId", "personaId", "chars", "audioSeconds", "model", "amount", "createdAt")
+        fields = ("requestId", "personaId", "chars", "audioSeconds", "model", "unitPrice", "amount")
+        fields += ("providerCost", "creatorShare", "platformShare", "createdAt")
         return {
             "currency": "CNY",
             "unit": "micro",
@@ -505,6 +591,113 @@ def build_app(state: FakePlatform) -> FastAPI:
             "earnings": list(earnings.values()),
         }
 
+    @app.get("/balance")
+    def balance(request: Request) -> dict[str, Any]:
+        account = caller(request)
+        assert account is not None
+        earned = sum(u["creatorShare"] for u in state.usage if u["creator"] == account["id"])
+        paid = sum(s["amount"] for s in state.settlements.values() if s["_owner"] == account["id"])
+        return {
+            "available": state.balances.get(account["id"], 0),
+            "reserved": 0,
+            "earnings": earned - paid,
+            "currency": "CNY",
+            "unit": "micro",
+        }
+
+    def month_statement(account: dict[str, Any], period: str) -> dict[str, Any]:
+        mine = [u for u in state.usage if u["caller"] == account["id"] and u["createdAt"][:7] == period]
+        lines = [
+            {
+                "date": u["createdAt"][:10],
+                "requestId": u["requestId"],
+                "personaId": u["personaId"],
+                "persona": state.personas[u["personaId"]]["name"],
+                "model": u["model"],
+                "chars": u["chars"],
+                "unitPrice": u["unitPrice"],
+                "amount": u["amount"],
+            }
+            for u in mine
+        ]
+        totals = {"calls": len(mine), "chars": sum(u["chars"] for u in mine)}
+        totals["amount"] = sum(u["amount"] for u in mine)
+        earnings = None
+        if account["role"] == "creator":
+            days: dict[tuple[str, str], dict[str, Any]] = {}
+            for u in state.usage:
+                if u["creator"] != account["id"] or u["createdAt"][:7] != period:
+                    continue
+                key = (u["createdAt"][:10], u["personaId"])
+                day = days.setdefault(
+                    key,
+                    {"date": key[0], "personaId": key[1], "persona": state.personas[key[1]]["name"]}
+                    | dict.fromkeys(("calls", "chars", "gross", "creatorShare", "providerCost"), 0)
+                    | {"platformShare": 0},
+                )
+                day["calls"] += 1
+                day["chars"] += u["chars"]
+                day["gross"] += u["amount"]
+                day["creatorShare"] += u["creatorShare"]
+                day["providerCost"] += u["providerCost"]
+                day["platformShare"] += u["platformShare"]
+            sums = ("calls", "chars", "gross", "creatorShare", "providerCost", "platformShare")
+            earnings = {
+                "days": sorted(days.values(), key=lambda d: (d["date"], d["personaId"])),
+                "totals": {k: sum(d[k] for d in days.values()) for k in sums},
+                "settlements": [
+                    {
+                        "settlementId": s["settlementId"],
+                        "createdAt": s["createdAt"],
+                        "confirmedAt": None,
+                        "usageCount": s["usageCount"],
+                        "amount": s["amount"],
+                        "creatorAmount": s["creatorAmount"],
+                        "status": s["status"],
+                        "txHash": s["txHash"],
+                    }
+                    for s in state.settlements.values()
+                    if s["_owner"] == account["id"] and s["createdAt"][:7] == period
+                ],
+            }
+        return {
+            "period": period,
+            "currency": "CNY",
+            "unit": "micro",
+            "accountId": account["id"],
+            "invoice": {"lines": lines, "totals": totals},
+            "earnings": earnings,
+        }
+
+    @app.get("/statements")
+    def statements(request: Request, period: str = "", format: str = "json", part: str = "invoice") -> Any:
+        account = caller(request)
+        assert account is not None
+        if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit():
+            raise Refused(422, "invalid_request", "period must be YYYY-MM")
+        body = month_statement(account, period)
+        if format == "json":
+            return body
+        earnings = body["earnings"] or {}
+        rows = {
+            "invoice": body["invoice"]["lines"],
+            "earnings": earnings.get("days"),
+            "settlements": earnings.get("settlements"),
+        }.get(part)
+        if rows is None:
+            raise Refused(403, "forbidden", "only creators have earnings and settlements")
+        out = io.StringIO()
+        columns = list(rows[0]) if rows else ["date", "requestId", "amount"]
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        name = f"voxpersona-{period}-{part}.csv"
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
     @app.post("/settlements")
     async def settle(request: Request) -> JSONResponse:
         account = caller(request)
@@ -513,7 +706,7 @@ def build_app(state: FakePlatform) -> FastAPI:
 
         def make() -> tuple[int, Any]:
             rows = [u for u in state.usage if u["creator"] == account["id"] and not u["settled"]]
-            amount = sum(u["amount"] * limit("prices")["creatorShareBps"] // 10_000 for u in rows)
+            amount = sum(u["creatorShare"] for u in rows)
             if amount <= 0:
                 raise Refused(409, "nothing_to_settle", "there are no unsettled earnings")
             for u in rows:
@@ -523,6 +716,9 @@ def build_app(state: FakePlatform) -> FastAPI:
                 "amount": amount,
                 "status": "pending",
                 "txHash": None,
+                "creatorAmount": amount,
+                "usageCount": len(rows),
+                "createdAt": now(),
                 "_owner": account["id"],
             }
             state.settlements[settlement["settlementId"]] = settlement

@@ -148,3 +148,30 @@ def test_quote_is_what_the_call_then_costs(fake_server: FakePlatformServer, fake
         billed = next(c for c in api.usage()["calls"] if c["requestId"] == speech.request_id)
     assert (quote["voiceId"], quote["chars"], quote["unitPrice"]) == (persona["id"], 2, 12_345)
     assert quote["amount"] == billed["amount"] == 3  # 2.469 µ¥: rounded up, as the ledger does
+    assert [r.path for r in fake.requests if r.path.startswith("/quote")] == ["/quotes"]
+
+
+def test_statement_csv_comes_with_the_platforms_filename(
+    fake_server: FakePlatformServer, fake: FakePlatform
+) -> None:
+    creator, key = fake.new_account("Invoiced")
+    persona = fake.add_live_persona(creator["id"], "Ledger Voice")
+    with PlatformClient(fake_server.base_url, key) as api:
+        speech = api.synthesize(voice=persona["id"], text="hello")
+        period = api.usage()["calls"][0]["createdAt"][:7]
+        statement = api.statement(period)
+        download = api.statement_csv(period)
+    assert statement["invoice"]["lines"][0]["requestId"] == speech.request_id
+    assert download.filename == f"voxpersona-{period}-invoice.csv"
+    assert speech.request_id and speech.request_id.encode() in download.content
+
+
+def test_a_402_keeps_what_was_needed_and_available(
+    fake_server: FakePlatformServer, fake: FakePlatform
+) -> None:
+    creator, key = fake.new_account("Short", balance=5)
+    persona = fake.add_live_persona(creator["id"], "Dear Voice", pricePer10kChars=1_000_000)
+    with PlatformClient(fake_server.base_url, key) as api, pytest.raises(ApiError) as raised:
+        api.synthesize(voice=persona["id"], text="x" * 100)
+    assert (raised.value.status, raised.value.code) == (402, "insufficient_balance")
+    assert raised.value.details == {"needed": 10_000, "available": 5, "currency": "CNY"}

@@ -183,7 +183,7 @@ def widget(widgets: Any, label: str) -> Any:
 
 
 def quote_requests(fake: FakePlatform) -> list[str]:
-    return [r.path for r in fake.requests if r.method == "GET" and r.path.endswith("/quote")]
+    return [r.path for r in fake.requests if r.method == "GET" and r.path in ("/quotes", "/quote")]
 
 
 def test_generate_text_box_counts_to_the_platforms_max_chars(open_app: OpenApp, fake: FakePlatform) -> None:
@@ -204,7 +204,7 @@ def test_generate_text_box_counts_to_the_platforms_max_chars(open_app: OpenApp, 
     assert (speed.min, speed.max, speed.value) == (0.75, 1.5, 1.0)
 
 
-def test_generate_estimate_is_the_platforms_quote(open_app: OpenApp, fake: FakePlatform) -> None:
+def test_generate_price_is_the_platforms_quote(open_app: OpenApp, fake: FakePlatform) -> None:
     creator, key = fake.new_account("Estimator")
     # 3 chars at 1,000 µ¥ per 10k = 0.3 µ¥: the platform rounds up to 1 µ¥ (half-up would have said 0).
     persona = fake.add_live_persona(creator["id"], "Penny", pricePer10kChars=1_000)
@@ -215,9 +215,9 @@ def test_generate_estimate_is_the_platforms_quote(open_app: OpenApp, fake: FakeP
     from streamlit_app.api_client import PlatformClient
 
     with PlatformClient(fake.base_url, key) as api:
-        quote = api.quote(persona["id"], 3)
+        quote = api.quote(persona["id"], 3, "step-tts-mini")
     assert quote["amount"] == 1
-    assert f"Estimated cost: **{format_cny(quote['amount'])}** for 3 characters" in page_text(app)
+    assert f"Price: **{format_cny(quote['amount'])}** for 3 characters with step-tts-mini" in page_text(app)
     assert len(quote_requests(fake)) == 2  # the page's and ours
 
     app.run()
@@ -225,7 +225,40 @@ def test_generate_estimate_is_the_platforms_quote(open_app: OpenApp, fake: FakeP
     assert len(quote_requests(fake)) == 2, "asked again though the text did not change"
     app.text_area[0].input("abcd" * 250).run()  # 1,000 chars → 100 µ¥
     assert len(quote_requests(fake)) == 3
-    assert "Estimated cost: **¥0.0001** for 1,000 characters" in page_text(app)
+    assert "Price: **¥0.0001** for 1,000 characters" in page_text(app)
+    widget(app.selectbox, "Model").select("step-tts-2").run()  # another model: another price, asked again
+    assert len(quote_requests(fake)) == 4
+    assert "Price: **¥0.56** for 1,000 characters with step-tts-2" in page_text(app)
+
+
+def test_generate_shows_the_balance_dropping_by_exactly_the_price(
+    open_app: OpenApp, fake: FakePlatform
+) -> None:
+    creator, key = fake.new_account("Payer", role="consumer")
+    persona = fake.add_live_persona(creator["id"], "Toll Booth", pricePer10kChars=2_000_000)
+    app = open_app("views/generate.py", api_key=key, voice=persona["id"])
+    assert {m.label: m.value for m in app.metric}["Balance"] == "¥2.00"
+    app.text_area[0].input("x" * 50).run()
+    assert "Price: **¥0.01** for 50 characters" in page_text(app)
+    next(b for b in app.button if b.label == "Generate").click().run()
+    assert not app.error, page_text(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Cost"] == "¥0.01" and metrics["Balance"] == "¥1.99"
+
+
+def test_generate_explains_a_short_balance_in_plain_words(open_app: OpenApp, fake: FakePlatform) -> None:
+    creator, key = fake.new_account("Broke", role="consumer", balance=1_000)
+    persona = fake.add_live_persona(creator["id"], "Pricey", pricePer10kChars=10_000_000)
+    app = open_app("views/generate.py", api_key=key, voice=persona["id"])
+    app.text_area[0].input("y" * 100).run()  # ¥0.10, with ¥0.001 available
+    warning = " ".join(w.value for w in app.warning)
+    assert "does not cover this call" in warning and "¥0.001" in warning
+    next(b for b in app.button if b.label == "Generate").click().run()
+    error = " ".join(e.value for e in app.error)
+    assert "Not enough balance: this call costs ¥0.10 and you have ¥0.001 available" in error
+    assert "nothing was charged" in error and "Top up" in error
+    assert not app.get("audio")
+    assert fake.balances[creator["id"]] == 1_000
 
 
 def test_generate_offers_instruction_only_for_instruction_models(
@@ -339,3 +372,73 @@ def test_pages_explain_a_platform_without_limits(open_app: OpenApp, fake: FakePl
         errors = " ".join(e.value for e in app.error)
         assert "does not publish its limits" in errors and "/v1/limits" in errors, errors
         assert not app.text_area and not app.file_uploader  # nothing offered without the limits
+
+
+# -- money: the price multiplier and clone fee on Create, the Billing page -------------------------------------
+
+
+def test_create_takes_a_multiplier_within_the_platforms_bounds_and_states_the_clone_fee(
+    open_app: OpenApp, fake: FakePlatform
+) -> None:
+    assert fake.limits is not None
+    fake.limits["prices"].update(multiplierBpsMin=8000, multiplierBpsMax=20000, cloneFee=300_000)
+    creator, key = fake.new_account("Pricer")
+    app = open_app("views/create.py", api_key=key)
+    multiplier = widget(app.select_slider, "Price multiplier")
+    assert multiplier.options[0] == "0.8×" and multiplier.options[-1] == "2×"
+    assert multiplier.value == 10_000
+    assert "clone fee of **¥0.30**" in page_text(app)
+    assert not [w for w in app.number_input if "Price" in w.label]  # no free price any more
+
+    app.file_uploader[0].upload("me.wav", tone_wav(6.0), "audio/wav")
+    app.run()
+    app.text_input[0].input("Premium Voice")
+    widget(app.select_slider, "Price multiplier").set_value(15_000)
+    app.checkbox[0].check()
+    app.button[0].click().run()
+    assert not app.error, page_text(app)
+    created = next(p for p in fake.personas.values() if p["name"] == "Premium Voice")
+    assert created["priceMultiplierBps"] == 15_000
+    assert fake.balances[creator["id"]] == 2_000_000 - 300_000
+
+
+def test_create_explains_a_clone_fee_the_balance_cant_hold(open_app: OpenApp, fake: FakePlatform) -> None:
+    _, key = fake.new_account("Empty Pockets", balance=0)
+    app = open_app("views/create.py", api_key=key)
+    app.file_uploader[0].upload("me.wav", tone_wav(6.0), "audio/wav")
+    app.run()
+    app.text_input[0].input("Unpaid Voice")
+    app.checkbox[0].check()
+    app.button[0].click().run()
+    error = " ".join(e.value for e in app.error)
+    assert "Not enough balance to create a persona: the clone fee is ¥0.50" in error
+    assert "you have ¥0.00 available" in error and "Nothing was created" in error
+    assert not [p for p in fake.personas.values() if p["name"] == "Unpaid Voice"]
+
+
+def test_billing_page_shows_balance_spend_statement_and_settlements(
+    open_app: OpenApp, fake: FakePlatform
+) -> None:
+    creator, creator_key = fake.new_account("Biller")
+    _, caller_key = fake.new_account("Spender", role="consumer")
+    persona = fake.add_live_persona(creator["id"], "Cash Register", pricePer10kChars=10_000_000)
+    from streamlit_app.api_client import PlatformClient
+
+    with PlatformClient(fake.base_url, caller_key) as api:
+        for _ in range(2):
+            api.synthesize(voice=persona["id"], text="z" * 100)  # ¥0.10 each
+    consumer = open_app("views/billing.py", api_key=caller_key)
+    metrics = {m.label: m.value for m in consumer.metric}
+    assert metrics["Available"] == "¥1.80" and metrics["Reserved"] == "¥0.00"
+    assert metrics["Spent"] == "¥0.20" and metrics["Calls"] == "2"
+    assert "Unpaid earnings" not in metrics and "Earnings" not in page_text(consumer)
+    invoice = next(b for b in consumer.get("download_button"))
+    assert "Download invoice (CSV)" in invoice.proto.label
+
+    with PlatformClient(fake.base_url, creator_key) as api:
+        settled = api.settle()
+    owner = open_app("views/billing.py", api_key=creator_key)
+    metrics = {m.label: m.value for m in owner.metric}
+    assert metrics["Your share"] == "¥0.14" and metrics["Callers paid"] == "¥0.20"
+    settlements = owner.dataframe[-1].value
+    assert settled["settlementId"] in set(settlements["settlement"])

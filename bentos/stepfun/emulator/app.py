@@ -453,8 +453,17 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
     @app.post("/_admin/reset")
     def reset() -> dict[str, Any]:
         emu.gateway.faults.update(
-            FaultPlan(fail_next=0, stall_next=0, crash_next=0, latency_ms=0, error_rate=0.0)
+            FaultPlan(
+                fail_next=0,
+                stall_next=0,
+                crash_next=0,
+                latency_ms=0,
+                chunk_delay_ms=0,
+                error_rate=0.0,
+                path_prefix="/v1/",
+            )
         )
+        emu.gateway.faults.retry_after = None  # None means "unset" in a FaultPlan: cleared here
         emu.gateway.requests.clear()
         return {"reset": True}
 

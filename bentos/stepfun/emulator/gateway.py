@@ -1,6 +1,6 @@
 """What sits in front of the emulator's endpoints, as on the real service: auth (401/402), the rate limiter
 (RPM + concurrency per key, 429 + Retry-After) and fault injection for tests (latency, error rate,
-fail-next-N, crash-next-N).
+fail-next-N, crash-next-N, slow streams).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .store import owner_of
 
@@ -41,6 +41,8 @@ class FaultPlan(BaseModel):
     stall_next: int | None = Field(default=None, ge=0)  # the next N requests wait stall_ms first (timeouts)
     stall_ms: int | None = Field(default=None, ge=0)
     latency_ms: int | None = Field(default=None, ge=0)  # every request
+    # a slow stream: every body chunk after the first waits this long (the status line is already sent)
+    chunk_delay_ms: int | None = Field(default=None, ge=0)
     error_rate: float | None = Field(default=None, ge=0.0, le=1.0)  # random 503s, seeded
     path_prefix: str | None = None  # only requests under this path are affected (default /v1/)
     # the next N API requests raise an unhandled exception in the app: a real 500 with a logged traceback
@@ -61,6 +63,7 @@ class Faults:
     stall_next: int = 0
     stall_ms: int = 0
     latency_ms: int = 0
+    chunk_delay_ms: int = 0
     error_rate: float = 0.0
     path_prefix: str = "/v1/"
     crash_next: int = 0
@@ -150,6 +153,29 @@ class Gateway:
             return True
 
 
+def _slowed(send: Send, delay_s: float, piece: int = 16384) -> Send:
+    """`send` as a stream that trickles: the body goes out in pieces of at most `piece` bytes (a whole
+    response is one message otherwise), with a pause before every piece but the first."""
+    sent = 0
+
+    async def slow_send(message: Message) -> None:
+        nonlocal sent
+        body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+        if not body:
+            await send(message)
+            return
+        pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
+        for index, part in enumerate(pieces):
+            if sent:
+                await asyncio.sleep(delay_s)
+            sent += 1
+            last = index == len(pieces) - 1
+            more = message.get("more_body", False) if last else True
+            await send({"type": "http.response.body", "body": part, "more_body": more})
+
+    return slow_send
+
+
 def bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -203,6 +229,9 @@ class GatewayMiddleware:
             )
             return
         scope.setdefault("state", {})["owner"] = owner
+        delay_s = gw.faults.chunk_delay_ms / 1000 if path.startswith(gw.faults.path_prefix) else 0.0
+        if delay_s:
+            send = _slowed(send, delay_s)
         try:
             await self.app(scope, receive, send)
         finally:
