@@ -90,7 +90,7 @@ def _run_pytest(targets: list[str], junit: Path, report: Path) -> int:
 
 
 def _outcomes(junit: Path) -> dict[str, str]:
-    """'path::name' → passed | failed | skipped, from pytest's JUnit XML."""
+    """'path::name' → passed | failed | skipped | xfailed (a known defect), from pytest's JUnit XML."""
     outcomes: dict[str, str] = {}
     if not junit.exists():
         return outcomes
@@ -99,8 +99,8 @@ def _outcomes(junit: Path) -> dict[str, str]:
         state = "passed"
         if case.find("failure") is not None or case.find("error") is not None:
             state = "failed"
-        elif case.find("skipped") is not None:
-            state = "skipped"
+        elif (skipped := case.find("skipped")) is not None:
+            state = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
         outcomes[f"{path}::{case.get('name')}"] = state
     return outcomes
 

@@ -27,11 +27,15 @@ from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.evm_node import DevNodeError
 from bentos.devkit.processes import bentoml_serve, port_open, terminate, wait_port_closed, wait_ready
 from bentos.stepfun.settings import TierSettings
+from scripts import admin
 
 REPO = Path(__file__).resolve().parent.parent
 # make run's chain: anvil with a state file, so personas and balances survive a restart. configs/config.yaml keeps
 # `chain: tester` (in-process, ephemeral) for the tests and in-process tools; `chain=tester` here still works.
 DEFAULT_CHAIN = "chain=anvil"
+
+
+DEMO_CREDIT = 100_000_000  # ¥100
 
 
 def with_default_chain(overrides: list[str]) -> list[str]:
@@ -126,17 +130,21 @@ def main(argv: list[str]) -> int:
         )
         base = f"http://{server.host}:{server.port}"
         wait_ready(f"{base}/readyz", api, timeout_s=300, what="the platform")
+        demo_email = f"demo-{secrets.token_hex(3)}@voxpersona.local"
         demo = httpx.post(
             f"{base}/accounts",
             json={
                 "name": "Demo Creator",
-                "email": f"demo-{secrets.token_hex(3)}@voxpersona.local",
+                "email": demo_email,
                 "role": "creator",
                 "payoutWallet": "0x" + secrets.token_hex(20),
             },
             timeout=30,
         ).json()
         key = demo["apiKey"]
+        # The demo creator gets credit for a few clones and calls (a new account has the trial credit only).
+        admin.main(["grant", "--email", demo_email, "--amount", str(DEMO_CREDIT), "--reason", "make run demo",
+                    *overrides])  # fmt: skip
         frontend = subprocess.Popen(
             [
                 sys.executable,

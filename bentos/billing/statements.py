@@ -152,7 +152,8 @@ def creator_earnings(usage: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in EARNINGS_COLUMNS}).astype(
             {"date": "object", "persona_id": "object", "persona": "object"}
         )
-    days = usage.assign(date=usage["created_at"].dt.strftime("%Y-%m-%d"))
+    # Group on the day itself and format the (few) groups, not a million timestamps.
+    days = usage.assign(date=usage["created_at"].dt.floor("D"))
     grouped = days.groupby(["date", "persona_id", "persona"], sort=True).agg(
         calls=("request_id", "size"),
         chars=("chars", "sum"),
@@ -161,7 +162,9 @@ def creator_earnings(usage: pd.DataFrame) -> pd.DataFrame:
         provider_cost=("provider_cost", "sum"),
         platform_share=("platform_share", "sum"),
     )
-    return grouped.reset_index()[EARNINGS_COLUMNS].astype({c: "int64" for c in EARNINGS_COLUMNS[3:]})
+    earnings = grouped.reset_index()
+    earnings["date"] = earnings["date"].dt.strftime("%Y-%m-%d")
+    return earnings[EARNINGS_COLUMNS].astype({c: "int64" for c in EARNINGS_COLUMNS[3:]})
 
 
 def settlements_frame(session: Session, creator_id: str, period: Period) -> pd.DataFrame:

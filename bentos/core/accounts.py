@@ -108,6 +108,15 @@ def sign_up(
     return account, key
 
 
+def open_admin(sessions: sessionmaker[Session], name: str, email: str) -> tuple[Caller, str]:
+    """An admin account and its first key — only from the operator's command line (scripts/admin.py), never
+    through sign-up."""
+    with sessions.begin() as session:
+        account, key = sign_up(session, name, email, Role.CREATOR, None)
+        account.role = Role.ADMIN
+        return Caller.of(account), key
+
+
 def deposit_reference(account_id: str) -> str:
     """The bytes32 a crypto top-up carries to name this account: keccak256 of its id, 0x-hex."""
     return "0x" + keccak(account_id.encode()).hex()

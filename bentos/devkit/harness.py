@@ -124,6 +124,7 @@ def platform_overrides(
         "queue.revive_after_s=1",
         # Tests create personas and speak freely; the money tests set their own credit.
         f"billing.trial_credit={TEST_TRIAL_CREDIT}",
+        "billing.key_requests_per_minute=0",  # tests poll fast; the limit has its own tests
     ]
     if db_url:
         overrides += ["db=postgres", f"db.url='{db_url}'"]

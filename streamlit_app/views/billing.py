@@ -18,10 +18,7 @@ from streamlit_app.money import MICRO_PER_CNY, format_cny
 from streamlit_app.notices import show_api_error
 
 MONTHS_OFFERED = 6
-TOP_UP_HINT = (
-    "To add money, send a crypto deposit to your account's reference (see the **Wallet** page) or ask an admin "
-    "for a credit grant."
-)
+TOP_UP_HINT = "To add money, make a crypto deposit on **Wallet** or ask an admin for a credit grant."
 
 
 def recent_months(now: datetime | None = None, count: int = MONTHS_OFFERED) -> list[str]:
@@ -57,6 +54,7 @@ def show_balance(is_creator: bool) -> None:
     if is_creator:
         columns[2].metric("Unpaid earnings", format_cny(funds.get("earnings", 0)))
     st.caption(TOP_UP_HINT)
+    st.page_link("views/wallet.py", label="Top up on Wallet", icon=":material/account_balance_wallet:")
 
 
 def download(label: str, period: str, part: str) -> None:

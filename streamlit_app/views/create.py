@@ -132,9 +132,10 @@ def show_short_of_money(err: ApiError, prices: Prices) -> None:
     have = f" and you have {format_cny(available)} available" if isinstance(available, int) else ""
     st.error(
         f"Not enough balance to create a persona: the clone fee is {format_cny(int(needed))}{have}. "
-        "Nothing was created. Top up on **Billing** (crypto deposit) or ask an admin for credit, then try again.",
+        "Nothing was created. Top up on **Wallet** (a crypto deposit) or ask an admin for credit, then try again.",
         icon=":material/error:",
     )
+    st.page_link("views/wallet.py", label="Top up on Wallet", icon=":material/account_balance_wallet:")
 
 
 def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Prices) -> None:

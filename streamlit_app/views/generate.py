@@ -32,8 +32,8 @@ _RESULT = "vp_generate_result"
 _QUOTE = (
     "vp_generate_quote"  # the last quote asked: {"key": (voice, model, chars), "quote": Quote | ApiError}
 )
-BILLING_PAGE = "views/billing.py"
-TOP_UP_HINT = "Top up on **Billing** (crypto deposit) or ask an admin for credit, then try again."
+WALLET_PAGE = "views/wallet.py"
+TOP_UP_HINT = "Top up on **Wallet** (a crypto deposit) or ask an admin for credit, then try again."
 
 
 def choices(api: PlatformClient, wanted: str | None) -> dict[str, Persona]:
@@ -110,7 +110,7 @@ def show_short_of_money(err: ApiError) -> None:
     else:
         lead = "Not enough balance for this call."
     st.error(f"{lead} Nothing was spoken and nothing was charged. {TOP_UP_HINT}", icon=":material/error:")
-    st.page_link(BILLING_PAGE, label="Go to Billing", icon=":material/account_balance_wallet:")
+    st.page_link(WALLET_PAGE, label="Top up on Wallet", icon=":material/account_balance_wallet:")
 
 
 def slider(column: Any, name: str, bounds: Range) -> float:

@@ -629,7 +629,7 @@ def test_a_platform_killed_mid_request_leaves_each_effect_complete_once_or_absen
         wait_live(base, creator, [voice, str(created.json()["voiceId"])])
         again = speak(shim, key, voice, LONG_TEXT, idempotency_key="tts-k1")  # the same request, retried
         matrix_row.result = (
-            f"stream cut ({stream[0]}), retried with its key → {again}; "
+            f"retry with its key → {again}; stream cut ({stream[0].broken}); "
             "persona create replayed → one persona, live"
         )
     finally:

@@ -136,7 +136,7 @@ def test_tts_accepts_exactly_max_chars_and_refuses_one_more(
 def test_a_quote_is_the_amount_the_call_is_metered_at(limited: RunningPlatform, voice_set: VoiceSet) -> None:
     _, creator_key = limited.sign_up("creator")
     persona = create_live_persona(
-        limited, creator_key, voice_set.clips[14].mp3_path.read_bytes(), pricePer10kChars=123_457
+        limited, creator_key, voice_set.clips[14].mp3_path.read_bytes(), priceMultiplierBps=13_457
     )
     _, key = limited.sign_up("consumer")
     client = limited.client(key)
@@ -144,18 +144,26 @@ def test_a_quote_is_the_amount_the_call_is_metered_at(limited: RunningPlatform, 
 
     quote = client.get(f"/voices/{persona['id']}/quote", params={"chars": len(text)})
     assert quote.status_code == 200, quote.text
+    same = client.get("/quotes", params={"voice": persona["id"], "chars": len(text)})
+    assert same.json() == quote.json()
+    before = client.get("/balance").json()["available"]
     assert client.post("/tts", json={"voice": persona["id"], "text": text}).status_code == 200
     metered = client.get("/usage").json()["calls"][0]
 
+    prices = limited.platform.prices
+    unit = -(-prices.list_price(persona["model"]) * 13_457 // 10_000)
     assert quote.json() == {
         "voiceId": persona["id"],
         "chars": len(text),
         "model": persona["model"],
-        "unitPrice": metered["unitPrice"],
+        "unitPrice": unit,
         "amount": metered["amount"],
         "currency": "CNY",
+        "multiplierBps": 13_457,
     }
-    assert metered["amount"] == -(-len(text) * 123_457 // 10_000)  # rounded up, never free
+    assert metered["unitPrice"] == unit
+    assert metered["amount"] >= -(-len(text) * unit // 10_000)  # rounded up, never free
+    assert client.get("/balance").json()["available"] == before - metered["amount"]
     too_long = client.get(f"/voices/{persona['id']}/quote", params={"chars": TTS_MAX_CHARS + 1})
     assert too_long.status_code == 422 and too_long.json()["error"]["code"] == "invalid_request"
 
@@ -167,7 +175,7 @@ def test_persona_json_keeps_its_fields_and_the_creator_only_part(
     persona = create_live_persona(limited, creator_key, voice_set.clips[11].mp3_path.read_bytes())
     public = {
         "id", "name", "description", "tags", "language", "visibility", "status", "model", "pricePer10kChars",
-        "calls", "creator", "sampleText", "sampleAudioUrl", "createdAt", "revokedAt",
+        "priceMultiplierBps", "calls", "creator", "sampleText", "sampleAudioUrl", "createdAt", "revokedAt",
     }  # fmt: skip
     owner_only = {
         "personaPrompt", "notices", "failure", "embedding", "chain", "stepVoiceId", "cloneDuplicated",
