@@ -30,7 +30,7 @@ from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
 from bentos.api.views import ErrorEnvelope
 from bentos.core import metrics
 from bentos.core.config import ServerSettings
-from bentos.core.errors import DEFAULT_RETRY_AFTER_S, ErrorCode, PlatformError
+from bentos.core.errors import DEFAULT_RETRY_AFTER_S, ErrorCode, PlatformError, outage_of
 from bentos.core.logs import bound
 from bentos.core.platform import Platform
 
@@ -244,7 +244,10 @@ def create_app(platform: Platform | None) -> FastAPI:
         return _envelope(err.status_code, code, str(err.detail))
 
     @app.exception_handler(Exception)
-    async def internal_error(_: Request, err: Exception) -> JSONResponse:
+    async def internal_error(request: Request, err: Exception) -> JSONResponse:
+        outage = outage_of(err)  # the database restarting is a 503 to retry, not our bug
+        if outage is not None:
+            return await platform_error(request, outage)
         # RequestGuard logs the trace (never into a response) and keeps the connection alive.
         return _envelope(500, ErrorCode.INTERNAL_ERROR, "something went wrong on our side", retryable=True)
 

@@ -54,6 +54,7 @@ def text_to_speech(platform: PlatformDep) -> TextToSpeech:
         platform.async_provider,
         platform.prices,
         platform.server.tts_max_chars,
+        platform.server.idempotency_lease_s,
     )
 
 
@@ -101,7 +102,10 @@ def idempotent(
     replays: use it to leave secrets out (they are shown once).
     """
     key = request.headers.get("idempotency-key")
-    claim = Idempotency(platform_of(request).sessions, key, account_ref, route, fingerprint)
+    platform = platform_of(request)
+    claim = Idempotency(
+        platform.sessions, key, account_ref, route, fingerprint, lease_s=platform.server.idempotency_lease_s
+    )
     stored = claim.begin()
     if stored is not None:
         return replayed(stored)

@@ -31,7 +31,12 @@ from bentos.core.errors import ErrorCode, PlatformError, forbidden
 
 router = APIRouter(tags=["billing"])
 UNIT = "micro"
-PERIOD = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (UTC calendar month)", max_length=7)
+# YYYY-MM from 1970-01 to 9998-12: what the server can bound as a month (the schema says exactly that).
+PERIOD = Query(
+    pattern=r"^(19[7-9]\d|[2-8]\d{3}|9[0-8]\d\d|99[0-8]\d|999[0-8])-(0[1-9]|1[0-2])$",
+    description="YYYY-MM (UTC calendar month), 1970-01 to 9998-12",
+    max_length=7,
+)
 
 
 class StatementFormat(StrEnum):

@@ -75,14 +75,15 @@ ERROR_STATUSES: dict[int, str] = {
     429: "rate limited (`rate_limited`, `spend_cap_reached`, `provider_rate_limited`); `Retry-After` says when",
     451: "the text was refused by content moderation (`content_blocked`)",
     502: "the voice provider gave an answer we can't read (`provider_bad_response`)",
-    503: "a dependency is unavailable (`provider_unavailable`, …); `Retry-After` says when to come back",
+    503: "a dependency is unavailable (`provider_unavailable`, `database_unavailable`, `chain_unavailable`, …); "
+    "`Retry-After` says when to come back",
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses an operation can answer, each the one envelope. An operation
-    that takes an API key (401) can also meet the per-key rate limit (429)."""
-    answered = set(statuses) | ({429} if 401 in statuses else set())
+    that takes an API key (401) can also meet the per-key rate limit (429); any can meet a database outage (503)."""
+    answered = set(statuses) | ({429} if 401 in statuses else set()) | {503}
     return {s: {"model": ErrorEnvelope, "description": ERROR_STATUSES[s]} for s in sorted(answered)}
 
 

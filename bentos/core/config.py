@@ -31,3 +31,5 @@ class ServerSettings:
     tts_max_chars: int = 1000
     # Browser origins allowed to call the API cross-origin (e.g. a hosted front end); empty: none is.
     cors_origins: Sequence[str] = ()
+    # An unfinished Idempotency-Key claim older than this (its process died) is taken over by a retry.
+    idempotency_lease_s: float = 120.0

@@ -73,6 +73,7 @@ class ErrorCode(enum.StrEnum):
     # the chain node
     CHAIN_UNAVAILABLE = "chain_unavailable"
     # ours
+    DATABASE_UNAVAILABLE = "database_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -190,3 +191,24 @@ def from_chain_unavailable(err: ChainUnavailable) -> PlatformError:
         retryable=True,
         retry_after=CHAIN_RETRY_AFTER_S,
     )
+
+
+DATABASE_RETRY_AFTER_S = 2
+
+
+def outage_of(err: BaseException) -> PlatformError | None:
+    """The dependency outage behind an unexpected error, as the retryable 503 a caller should see: the database
+    unreachable, restarting or too busy to answer (its driver's operational errors). None for anything else."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(err, OperationalError | InterfaceError) or (
+        isinstance(err, DBAPIError) and err.connection_invalidated
+    ):
+        return PlatformError(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            "the database is not answering; retry shortly",
+            503,
+            True,
+            DATABASE_RETRY_AFTER_S,
+        )
+    return None

@@ -51,6 +51,7 @@ def short_of(err: InsufficientFunds, currency: str) -> PlatformError:
         ErrorCode.INSUFFICIENT_BALANCE,
         f"the balance ({err.balance} micro-{currency}) can't pay for this ({err.needed}); top up first",
         402,
+        True,  # the same request succeeds after a top-up (an Idempotency-Key is freed, not stored)
         details={"needed": err.needed, "available": err.balance, "currency": currency},
     )
 
@@ -67,6 +68,7 @@ def cap_reached(err: holds.SpendCapReached) -> PlatformError:
         ErrorCode.SPEND_CAP_REACHED,
         f"this API key reached its monthly spend cap ({err.cap} micro-units)",
         429,
+        True,
         retry_after=seconds_to_next_month(),
         details={"cap": err.cap, "spent": err.spent, "needed": err.needed},
     )

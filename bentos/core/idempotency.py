@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -21,10 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bentos.core.errors import ErrorCode, PlatformError
 from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
-from bentos.store.models import IdempotencyRecord
+from bentos.store.models import IdempotencyRecord, utcnow
 
 MAX_KEY_LENGTH = 255
 JSON = "application/json"
+# An unfinished claim older than this belongs to a request whose process died (a killed platform never frees
+# it): a retry with the key takes it over instead of meeting 409 forever. Longer than any request runs.
+CLAIM_LEASE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Idempotency:
     route: str
     request_hash: str
     bodies: BodyKeeping = field(default_factory=InlineBody)
+    lease_s: float = CLAIM_LEASE_S
 
     def begin(self) -> StoredResponse | None:
         """Claim the key; returns the stored response for a replay, None when this request should run.
@@ -122,6 +127,9 @@ class Idempotency:
                     "this Idempotency-Key was used with a different request",
                     409,
                 )
+            if row.status_code is None and _age_s(row.created_at) > self.lease_s:
+                row.created_at = utcnow()  # the first request died unfinished: this retry runs it again
+                return None
             if row.status_code is None:
                 raise PlatformError(
                     ErrorCode.IDEMPOTENCY_IN_PROGRESS,
@@ -179,3 +187,8 @@ class Idempotency:
                 IdempotencyRecord.route == self.route,
             )
         )
+
+
+def _age_s(when: datetime) -> float:
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    return (utcnow() - aware).total_seconds()

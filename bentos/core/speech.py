@@ -185,6 +185,7 @@ class TextToSpeech:
     provider: AsyncStepFunClient
     prices: PriceBook
     max_chars: int
+    idempotency_lease_s: float = 120.0
 
     async def speak(
         self, caller: Caller, order: SpeechOrder, key: str | None
@@ -201,7 +202,13 @@ class TextToSpeech:
         charge = self._charge(speech.model, len(order.text), persona)
         fingerprint = payload_hash(asdict(order))
         claim = Idempotency(
-            self.sessions, key, caller.id, IDEMPOTENCY_ROUTE, fingerprint, BlobBody(self.blobs)
+            self.sessions,
+            key,
+            caller.id,
+            IDEMPOTENCY_ROUTE,
+            fingerprint,
+            BlobBody(self.blobs),
+            self.idempotency_lease_s,
         )
         stored = await anyio.to_thread.run_sync(claim.begin) if key is not None else None
         if stored is not None:
