@@ -349,8 +349,8 @@ def json_cases() -> list[Case]:
         Case("sign-up: SQL in the email", "POST", "/accounts", 422, "invalid_email", who="anonymous",
              body={"json": signup(email="x@example.com' OR '1'='1")}),
         # Accepted today (the address check allows <, >, ( and ) in the local part): kept as data, verbatim.
-        Case("sign-up: HTML in the email", "POST", "/accounts", 201, None, who="anonymous", stores=("accounts", "api_keys"),
-             body={"json": signup(email=f"<script>alert({time.monotonic_ns()})</script>@example.com")}, check=_verbatim("email")),
+        Case("sign-up: HTML in the email", "POST", "/accounts", 422, "invalid_email", who="anonymous",
+             body={"json": signup(email=f"<script>alert({time.monotonic_ns()})</script>@example.com")}),
         Case("sign-up: SQL in the wallet", "POST", "/accounts", 422, "invalid_wallet", who="anonymous",
              body={"json": signup(payoutWallet="0x' OR 1=1 --")}),
         Case("sign-up: unknown field isAdmin", "POST", "/accounts", 422, "invalid_request", who="anonymous",
@@ -389,8 +389,7 @@ def json_cases() -> list[Case]:
              body={"params": {"q": "' OR 1=1 --", "tag": "<script>"}}, check=_no_others),
         Case("discover: limit as text", "GET", "/voices", 422, "invalid_request", body={"params": {"limit": "ten"}}),
         Case("discover: negative offset", "GET", "/voices", 422, "invalid_request", body={"params": {"offset": -5}}),
-        # No upper bound on offset: SQLite answers an empty page (see docs/security.md for PostgreSQL).
-        Case("discover: offset 10^25", "GET", "/voices", 200, None, body={"params": {"offset": 10**25}}, check=_empty),
+        Case("discover: offset 10^25", "GET", "/voices", 422, "invalid_request", body={"params": {"offset": 10**25}}),
         Case("discover: limit 10^25", "GET", "/voices", 422, "invalid_request", body={"params": {"limit": 10**25}}),
         Case("voice id: encoded traversal", "GET", "/voices/..%2F..%2Fetc%2Fpasswd", 404, "not_found"),
         Case("voice id: SQL", "GET", "/voices/' OR 1=1 --", 404, "not_found"),

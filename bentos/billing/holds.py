@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +28,22 @@ from bentos.billing.ledger import (
 )
 from bentos.billing.pricing import Charge, CloneFee
 from bentos.store.models import Hold, Persona, UsageEvent, utcnow
+
+_HOLDS = cast(Table, Hold.__table__)
+_USAGE = cast(Table, UsageEvent.__table__)
+_PERSONAS = cast(Table, Persona.__table__)
+# Built once: building a Core statement costs several times executing it, and these run on every call.
+_ADD_HOLD = insert(_HOLDS)
+_ADD_USAGE = insert(_USAGE).returning(_USAGE.c.id)
+_CLOSE_HOLD = (
+    update(_HOLDS)
+    .where(_HOLDS.c.id == bindparam("hold_id"), _HOLDS.c.status == "held")
+    .values(status=bindparam("new_status"), closed_at=bindparam("closed"))
+    .returning(_HOLDS.c.account_id, _HOLDS.c.amount, _HOLDS.c.purpose, _HOLDS.c.subject)
+)
+_COUNT_CALL = (
+    update(_PERSONAS).where(_PERSONAS.c.id == bindparam("persona_id")).values(calls=_PERSONAS.c.calls + 1)
+)
 
 
 class Purpose(enum.StrEnum):
@@ -89,18 +106,20 @@ def reserve_in(
         spent = key_spend(session, api_key_id, month_start())
         if spent + amount > monthly_cap:
             raise SpendCapReached(monthly_cap, spent, amount)
-    session.add(
-        Hold(
-            id=hold_id,
-            account_id=account_id,
-            api_key_id=api_key_id,
-            purpose=purpose,
-            subject=subject,
-            amount=amount,
-            status=HoldStatus.HELD,
-        )
+    session.flush()  # an account added in this session goes first: the hold refers to it
+    session.execute(
+        _ADD_HOLD,
+        {
+            "id": hold_id,
+            "account_id": account_id,
+            "api_key_id": api_key_id,
+            "purpose": str(purpose),
+            "subject": subject,
+            "amount": amount,
+            "status": HoldStatus.HELD.value,
+            "created_at": utcnow(),
+        },
     )
-    session.flush()
     post(
         session,
         f"reserve:{hold_id}",
@@ -117,16 +136,23 @@ def reserve(sessions: sessionmaker[Session], **kw: object) -> Reservation:
         return reserve_in(session, **kw)  # type: ignore[arg-type]
 
 
-def _close(session: Session, hold_id: str, status: HoldStatus) -> Hold | None:
-    """Mark the hold captured/released if it is still held → the hold, or None if it was already closed."""
-    done = session.execute(
-        update(Hold)
-        .where(Hold.id == hold_id, Hold.status == HoldStatus.HELD)
-        .values(status=status, closed_at=utcnow())
-    )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class _Closed:
+    account_id: str
+    amount: int
+    purpose: str
+    subject: str
+
+
+def _close(session: Session, hold_id: str, status: HoldStatus) -> _Closed | None:
+    """Mark the hold captured/released if it is still held → what it held, or None if it was already closed.
+    One conditional UPDATE … RETURNING: the status check, the change and the read in one round trip."""
+    row = session.execute(
+        _CLOSE_HOLD, {"hold_id": hold_id, "new_status": status.value, "closed": utcnow()}
+    ).first()
+    if row is None:
         return None
-    return session.get(Hold, hold_id)
+    return _Closed(row.account_id, int(row.amount), row.purpose, row.subject)
 
 
 def release_in(session: Session, hold_id: str, why: str = "") -> bool:
@@ -171,25 +197,27 @@ def capture_speech(
     """
     if charge.amount != hold.amount:
         raise ValueError("a speech hold is captured for exactly its quote")
+    now = utcnow()
+    values = {
+        "request_id": request_id,
+        "caller_id": caller_id,
+        "persona_id": persona.id,
+        "creator_id": persona.creator_id,
+        "chars": charge.chars,
+        "audio_ms": audio_ms,
+        "model": charge.model,
+        "unit_price": charge.unit_price,
+        "amount": charge.amount,
+        "creator_share": charge.creator_share,
+        "platform_share": charge.platform_share,
+        "provider_cost": charge.provider_cost,
+        "api_key_id": api_key_id,
+        "created_at": now,
+    }
     try:
         with sessions.begin() as session:
-            event = UsageEvent(
-                request_id=request_id,
-                caller_id=caller_id,
-                persona_id=persona.id,
-                creator_id=persona.creator_id,
-                chars=charge.chars,
-                audio_ms=audio_ms,
-                model=charge.model,
-                unit_price=charge.unit_price,
-                amount=charge.amount,
-                creator_share=charge.creator_share,
-                platform_share=charge.platform_share,
-                provider_cost=charge.provider_cost,
-                api_key_id=api_key_id,
-            )
-            session.add(event)
-            session.flush()  # the unique request id: a second bill for it stops here
+            # The unique request id: a second bill for it stops here (IntegrityError), before anything moves.
+            usage_id = session.execute(_ADD_USAGE, values).scalar_one()
             if _close(session, hold.hold_id, HoldStatus.CAPTURED) is None:
                 raise RuntimeError(f"hold {hold.hold_id} was closed before its call was billed")
             post(
@@ -205,8 +233,9 @@ def capture_speech(
                 account_id=caller_id,
                 memo=f"{charge.chars} chars, {persona.id}, {charge.model}",
             )
-            session.execute(update(Persona).where(Persona.id == persona.id).values(calls=Persona.calls + 1))
-        return event, True
+            session.execute(_COUNT_CALL, {"persona_id": persona.id})
+        # Built after the commit, never added to a session: the caller gets the row as stored.
+        return UsageEvent(id=usage_id, settlement_id=None, **values), True
     except IntegrityError:
         release(sessions, hold.hold_id, f"request {request_id} was billed before")
         with sessions() as session:

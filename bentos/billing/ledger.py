@@ -22,13 +22,14 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bentos.store.models import LedgerBalance, LedgerEntry, LedgerTransaction
+from bentos.store.models import LedgerBalance, LedgerEntry, LedgerTransaction, utcnow
 
 PLATFORM_REVENUE = "platform:revenue"
 PROVIDER_COST = "provider:cost"
@@ -97,6 +98,11 @@ class Posted:
     created: bool  # False: the reference had been posted before (nothing was written now)
 
 
+_TRANSACTIONS = cast(Table, LedgerTransaction.__table__)
+_ENTRIES = cast(Table, LedgerEntry.__table__)
+_BALANCES = cast(Table, LedgerBalance.__table__)
+
+
 def post(
     session: Session,
     reference: str,
@@ -109,31 +115,45 @@ def post(
     """Append one balanced transaction in `session`'s transaction (the caller commits).
 
     Idempotent by `reference`: a second post of the same reference writes nothing and reports created=False
-    (two concurrent first posts: one commits, the other's flush raises IntegrityError).
-    Raises InsufficientFunds (and writes nothing) if a caller/hold/creator/payout book would go below zero.
+    (two concurrent first posts: one writes, the other waits for it on the unique index and finds it posted).
+    Raises InsufficientFunds (and writes nothing the caller's rollback doesn't undo) if a caller/hold/creator/
+    payout book would go below zero.
     """
     lines = [p for p in postings if p.amount != 0]
     if sum(p.amount for p in lines) != 0:
         raise LedgerError(f"transaction {reference} does not balance")
-    existing = session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.reference == reference))
-    if existing is not None:
+    session.flush()  # ORM rows the caller added go first, as an autoflush did before these Core statements
+    statements = _statements(session)
+    # The insert itself tells whether the reference was posted before (no id comes back): no SELECT first.
+    transaction_id = session.execute(
+        statements.add_transaction,
+        {
+            "reference": reference,
+            "kind": kind,
+            "account_id": account_id,
+            "memo": memo[:500],
+            "created_at": utcnow(),
+        },
+    ).scalar()
+    if transaction_id is None:
+        existing = session.execute(_POSTED, {"reference": reference}).scalar_one()
         return Posted(existing, reference, False)
-    # A concurrent post of the same reference fails the unique index at flush (IntegrityError): the caller's
-    # transaction rolls back and a retry finds the reference posted.
-    txn = LedgerTransaction(reference=reference, kind=kind, account_id=account_id, memo=memo[:500])
-    session.add(txn)
-    session.flush()
-    for line in sorted(lines, key=lambda p: p.book):  # one lock order: no deadlock between two posts
-        _apply(session, line)
-        session.add(LedgerEntry(transaction_id=txn.id, book=line.book, amount=line.amount))
-    session.flush()
-    return Posted(txn.id, reference, True)
+    lines.sort(key=lambda p: p.book)  # one lock order: no deadlock between two posts
+    for line in lines:
+        _apply(session, statements, line)
+    if lines:
+        session.execute(
+            _ADD_ENTRY,
+            [{"transaction_id": transaction_id, "book": p.book, "amount": p.amount} for p in lines],
+        )
+    return Posted(transaction_id, reference, True)
 
 
-def _apply(session: Session, line: Posting) -> None:
-    """Add `line` to its cached balance; a guarded UPDATE refuses to take a holder's book below zero. An
-    uncached holder's book (a creator's earnings, debited only by a settlement, which its caller serialises per
-    creator) is checked against the sum of its entries."""
+def _apply(session: Session, statements: _Statements, line: Posting) -> None:
+    """Add `line` to its cached balance in one statement; a guarded UPDATE refuses to take a holder's book below
+    zero (a book with no row holds 0, so a debit of it matches no row and is refused too). An uncached holder's
+    book (a creator's earnings, debited only by a settlement, which its caller serialises per creator) is
+    checked against the sum of its entries."""
     guarded = line.amount < 0 and line.book.startswith(_NON_NEGATIVE)
     if not is_cached(line.book):
         if guarded:
@@ -141,20 +161,53 @@ def _apply(session: Session, line: Posting) -> None:
             if balance + line.amount < 0:
                 raise InsufficientFunds(line.book, balance, -line.amount)
         return
-    _ensure_book(session, line.book)
-    statement = update(LedgerBalance).where(LedgerBalance.book == line.book)
     if guarded:
-        statement = statement.where(LedgerBalance.balance + line.amount >= 0)
-    done = session.execute(statement.values(balance=LedgerBalance.balance + line.amount))
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        balance = balance_of(session, line.book)
-        raise InsufficientFunds(line.book, balance, -line.amount)
+        done = session.execute(_DEBIT, {"b_book": line.book, "b_amount": line.amount})
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise InsufficientFunds(line.book, balance_of(session, line.book), -line.amount)
+        return
+    session.execute(statements.credit, {"book": line.book, "balance": line.amount})
 
 
-def _ensure_book(session: Session, book: str) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(LedgerBalance).values(book=book, balance=0).on_conflict_do_nothing())
+# The statements a metered call runs, built once: building a Core statement costs several times executing it.
+_POSTED = select(_TRANSACTIONS.c.id).where(_TRANSACTIONS.c.reference == bindparam("reference"))
+_ADD_ENTRY = insert(_ENTRIES)
+_DEBIT = (
+    update(_BALANCES)
+    .where(
+        _BALANCES.c.book == bindparam("b_book"),
+        _BALANCES.c.balance + bindparam("b_amount", type_=BigInteger) >= 0,
+    )
+    .values(balance=_BALANCES.c.balance + bindparam("b_amount", type_=BigInteger))
+)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The dialect's ON CONFLICT statements (PostgreSQL and SQLite spell them alike, from different modules)."""
+
+    add_transaction: Any  # INSERT … ON CONFLICT (reference) DO NOTHING RETURNING id
+    credit: Any  # INSERT … ON CONFLICT (book) DO UPDATE SET balance = balance + excluded.balance
+
+    @classmethod
+    def of(cls, insert_for: Any) -> _Statements:
+        credit = insert_for(_BALANCES)
+        return cls(
+            insert_for(_TRANSACTIONS)
+            .on_conflict_do_nothing(index_elements=[_TRANSACTIONS.c.reference])
+            .returning(_TRANSACTIONS.c.id),
+            credit.on_conflict_do_update(
+                index_elements=[_BALANCES.c.book],
+                set_={"balance": _BALANCES.c.balance + credit.excluded.balance},
+            ),
+        )
+
+
+_BY_DIALECT = {"postgresql": _Statements.of(pg_insert), "sqlite": _Statements.of(sqlite_insert)}
+
+
+def _statements(session: Session) -> _Statements:
+    return _BY_DIALECT[session.get_bind().dialect.name]
 
 
 def balance_of(session: Session, book: str) -> int:

@@ -20,9 +20,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from eth_hash.auto import keccak
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,6 +49,29 @@ def usage_digest(rows: Sequence[UsageEvent]) -> str:
         f"{r.id}:{r.request_id}:{r.amount}:{r.creator_share}" for r in sorted(rows, key=lambda r: r.id)
     )
     return "0x" + keccak(lines.encode()).hex()
+
+
+_USAGE = cast(Table, UsageEvent.__table__)
+_DIGEST_BATCH = (
+    20_000  # rows per fetch and per keccak update: memory stays flat however many rows a creator has
+)
+
+
+def _claimed_digest(session: Session, settlement_id: str) -> str:
+    """`usage_digest` of the settlement's rows, byte for byte: the same lines, read as narrow tuples streamed in
+    id order and fed to keccak a chunk at a time (a chunk after the first starts with the '\n' joining it)."""
+    rows = session.execute(
+        select(_USAGE.c.id, _USAGE.c.request_id, _USAGE.c.amount, _USAGE.c.creator_share)
+        .where(_USAGE.c.settlement_id == settlement_id)
+        .order_by(_USAGE.c.id)
+        .execution_options(yield_per=_DIGEST_BATCH)
+    )
+    digest = keccak.new(b"")
+    separator = b""
+    for part in rows.partitions():
+        digest.update(separator + "\n".join(f"{i}:{r}:{a}:{c}" for i, r, a, c in part).encode())
+        separator = b"\n"
+    return "0x" + digest.digest().hex()
 
 
 def intent_key(settlement: Settlement) -> str:
@@ -86,20 +110,30 @@ def _open_settlement(
     )
     session.add(settlement)
     session.flush()
+    # Set-based: one UPDATE claims the rows, the sums come from SQL, the digest from a narrow streamed select;
+    # no usage row becomes an object.
     session.execute(
-        update(UsageEvent)
-        .where(UsageEvent.creator_id == creator.id, UsageEvent.settlement_id.is_(None))
+        update(_USAGE)
+        .where(_USAGE.c.creator_id == creator.id, _USAGE.c.settlement_id.is_(None))
         .values(settlement_id=settlement.id)
     )
-    rows = list(session.scalars(select(UsageEvent).where(UsageEvent.settlement_id == settlement.id)))
-    settlement.usage_count = len(rows)
-    settlement.amount = sum(r.amount for r in rows)
-    settlement.creator_amount = sum(r.creator_share for r in rows)
-    settlement.platform_amount = sum(r.platform_share for r in rows)
+    count, amount, creator_amount, platform_amount, first_at = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(_USAGE.c.amount), 0),
+            func.coalesce(func.sum(_USAGE.c.creator_share), 0),
+            func.coalesce(func.sum(_USAGE.c.platform_share), 0),
+            func.min(_USAGE.c.created_at),
+        ).where(_USAGE.c.settlement_id == settlement.id)
+    ).one()
+    settlement.usage_count = int(count)
+    settlement.amount = int(amount)
+    settlement.creator_amount = int(creator_amount)
+    settlement.platform_amount = int(platform_amount)
     # The invariant the ledger promises: every micro-unit is either the creator's or the platform's.
     assert settlement.creator_amount + settlement.platform_amount == settlement.amount
-    settlement.usage_digest = usage_digest(rows)
-    settlement.period_start = min((r.created_at for r in rows), default=None)
+    settlement.usage_digest = _claimed_digest(session, settlement.id)
+    settlement.period_start = first_at
     settlement.wei_amount = str(prices.to_wei(settlement.creator_amount))
     held = ledger.balance_of(session, creator_book(creator.id))
     settlement.ledger_amount = min(settlement.creator_amount, max(held, 0))
@@ -201,9 +235,14 @@ def _cycle(session: Session, prices: PriceBook, period: int) -> CycleResult:
         .having(func.sum(UsageEvent.creator_share) >= max(prices.minimum_payout, 1))
         .order_by(UsageEvent.creator_id)
     ).all()
+    ids = [creator_id for creator_id, _ in due]
+    accounts: dict[str, Account] = {}
+    for start in range(0, len(ids), 500):  # under any database's limit on bound parameters
+        wanted = ids[start : start + 500]
+        accounts.update((a.id, a) for a in session.scalars(select(Account).where(Account.id.in_(wanted))))
     creators = [
         account
-        for account in (session.get(Account, creator_id) for creator_id, _ in due)
+        for account in (accounts.get(creator_id) for creator_id in ids)
         if account is not None and account.payout_wallet
     ]
     chunk: list[Settlement] = []

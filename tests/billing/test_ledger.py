@@ -1,6 +1,8 @@
-"""The double-entry ledger under random interleavings of top-ups, calls, retries, cut streams, provider failures
-and crashes: it balances, no holder's book goes below zero, each request id is billed at most once, every call
-keeps the margin floor, and a caller's balance is exactly what they put in minus what they were billed."""
+"""The double-entry ledger under random interleavings of top-ups, calls, retries, cut streams, provider failures,
+crashes, settlements and their payouts confirmed or failed on chain: it balances, no holder's book goes below
+zero, each request id is billed at most once, every call keeps the margin floor, a caller's balance is exactly
+what they put in minus what they were billed, each usage row is in at most one live settlement, and what the
+ledger paid out is what the chain confirmed."""
 
 from __future__ import annotations
 
@@ -16,14 +18,24 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bentos.billing import holds, ledger
+from bentos.billing import holds, ledger, settlement
 from bentos.billing.credit import Credit, credit_in
-from bentos.billing.ledger import Funding, InsufficientFunds, caller_book, creator_book, hold_book
+from bentos.billing.ledger import (
+    Funding,
+    InsufficientFunds,
+    caller_book,
+    creator_book,
+    hold_book,
+    paid_book,
+    payout_book,
+)
 from bentos.billing.pricing import PriceBook
+from bentos.chain.outbox import OutboxStatus
 from bentos.core.accounts import sign_up
+from bentos.core.errors import PlatformError
 from bentos.devkit.harness import pg_schema
 from bentos.store.db import DatabaseSettings, make_engine, migrate, session_factory
-from bentos.store.models import Hold, LedgerEntry, Persona, UsageEvent
+from bentos.store.models import Account, Hold, LedgerEntry, OutboxItem, Persona, Settlement, UsageEvent
 
 BOOK = PriceBook(
     list_price_per_10k={"step-tts-mini": 1_800_000, "step-tts-2": 5_600_000},
@@ -114,8 +126,6 @@ def _check_invariants(world: World, credited: dict[str, int]) -> None:
             )
             assert books[hold_book(caller)] == held
             assert books[caller_book(caller)] == credited.get(caller, 0) - billed - held
-        earned = session.scalar(select(func.coalesce(func.sum(UsageEvent.creator_share), 0)))
-        assert ledger.balance_of(session, creator_book(world.creator)) == earned
 
 
 operation = st.one_of(
@@ -129,6 +139,8 @@ operation = st.one_of(
         st.sampled_from(["complete", "cut", "failed", "crash"]),
     ),
     st.tuples(st.just("sweep")),
+    st.tuples(st.just("settle")),
+    st.tuples(st.just("payout"), st.sampled_from(["confirmed", "failed"])),
 )
 
 
@@ -158,12 +170,66 @@ def test_random_interleavings_keep_the_ledger_exact(world_factory, ops: list[tup
         elif op[0] == "call":
             _, who, request, chars, model, outcome = op
             _call(world, world.callers[who], f"req-{who}-{request}", chars, model, outcome)
-        else:
+        elif op[0] == "sweep":  # the platform died mid-call: its holds are released
             with world.sessions() as session:
                 stale = session.scalars(select(Hold.id).where(Hold.status == holds.HoldStatus.HELD)).all()
             for hold_id in stale:
                 holds.release(world.sessions, hold_id, "swept")
+        elif op[0] == "settle":
+            _settle(world)
+        else:  # the chain's verdict on the oldest pending payout, applied as the money loop does
+            _payout_outcome(world, op[1])
         _check_invariants(world, credited)
+        _check_settlements(world)
+
+
+def _settle(world: World) -> None:
+    with world.sessions.begin() as session:
+        creator = session.get_one(Account, world.creator)
+        try:
+            settlement.settle_creator(session, creator, BOOK)
+        except PlatformError as err:
+            assert err.code == "nothing_to_settle"
+
+
+def _payout_outcome(world: World, outcome: str) -> None:
+    with world.sessions.begin() as session:
+        pending = session.scalars(
+            select(Settlement)
+            .where(Settlement.status == OutboxStatus.PENDING.value)
+            .order_by(Settlement.created_at)
+        ).first()
+        if pending is None:
+            return
+        item = session.scalar(
+            select(OutboxItem).where(OutboxItem.intent_key == settlement.intent_key(pending))
+        )
+        assert item is not None
+        item.status = outcome
+        item.tx_hash = "0x" + "ab" * 32
+    settlement.follow_payouts(world.sessions)
+
+
+def _check_settlements(world: World) -> None:
+    """Each usage row is in at most one confirmed settlement; what the ledger paid is what settled on chain."""
+    with world.sessions() as session:
+        rows = session.scalars(select(UsageEvent)).all()
+        settled = {s.id: s for s in session.scalars(select(Settlement))}
+        for s in settled.values():
+            mine = [r for r in rows if r.settlement_id == s.id]
+            if s.status == OutboxStatus.FAILED.value:
+                assert mine == []  # released for the next settlement
+            else:
+                assert len(mine) == s.usage_count and sum(r.creator_share for r in mine) == s.creator_amount
+        confirmed = [s for s in settled.values() if s.status == OutboxStatus.CONFIRMED.value]
+        paid = ledger.balance_of(session, paid_book(world.creator))
+        assert paid == sum(s.ledger_amount for s in confirmed)  # the chain's deposits = the ledger's payouts
+        in_flight = ledger.balance_of(session, payout_book(world.creator))
+        assert in_flight == sum(
+            s.ledger_amount for s in settled.values() if s.status == OutboxStatus.PENDING.value
+        )
+        earned = sum(r.creator_share for r in rows)
+        assert ledger.balance_of(session, creator_book(world.creator)) + in_flight + paid == earned
 
 
 def test_a_call_the_balance_cannot_pay_is_refused_and_holds_nothing(tmp_path: Path) -> None:
