@@ -20,7 +20,8 @@ def _text(notebook: nbformat.NotebookNode) -> str:
 
 
 def test_billing_report_prices_settles_and_plots_a_small_month(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # another test's Agg would leave the plots out of the outputs
+    # Another test's Agg backend would leave the plots out of the outputs.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.setenv("VOXPERSONA_NB_CALLS", "3000")
     monkeypatch.setenv("VOXPERSONA_NB_CREATORS", "12")
     monkeypatch.setenv("VOXPERSONA_NB_CALLERS", "40")
