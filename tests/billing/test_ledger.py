@@ -92,6 +92,8 @@ def _call(world: World, caller: str, request_id: str, chars: int, model: str, ou
     if outcome == "failed":
         holds.release(world.sessions, hold.hold_id, "provider failed")
         return "released"
+    if outcome == "partial":  # a long text cut short: only the delivered part is billed, the rest goes back
+        charge = BOOK.charge(model, chars // 2, world.persona.price_multiplier_bps)
     _, created = holds.capture_speech(world.sessions, hold, charge, request_id=request_id, caller_id=caller,
                                       api_key_id=None, persona=world.persona, audio_ms=1000)  # fmt: skip
     return "billed" if created else "duplicate"
@@ -136,7 +138,7 @@ operation = st.one_of(
         st.integers(0, 6),  # request ids repeat: retries and replays of the same request
         st.integers(1, 1_000),
         st.sampled_from(["step-tts-mini", "step-tts-2"]),
-        st.sampled_from(["complete", "cut", "failed", "crash"]),
+        st.sampled_from(["complete", "cut", "partial", "failed", "crash"]),
     ),
     st.tuples(st.just("sweep")),
     st.tuples(st.just("settle")),
