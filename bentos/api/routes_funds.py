@@ -66,7 +66,7 @@ def quotes(
     "/admin/credits",
     status_code=201,
     response_model=BalanceView,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 def grant_credit(body: CreditGrant, request: Request, platform: PlatformDep, account: CallerDep) -> Response:
     """Admins credit an account (fiat received elsewhere), with a reason; an Idempotency-Key makes a retry safe."""

@@ -77,7 +77,7 @@ def wallet_challenge(platform: PlatformDep, account: CallerDep) -> WalletChallen
     return WalletChallengeView(message=challenge.message, expires_at=_iso(challenge.expires_at))
 
 
-@router.patch("/accounts/me", responses=error_responses(401, 410, 422))
+@router.patch("/accounts/me", responses=error_responses(400, 401, 410, 422))
 def change_wallet(body: WalletChange, platform: PlatformDep, account: CallerDep) -> AccountView:
     """Change the payout wallet with proof of ownership: `signature` is payoutWallet's personal_sign of an unused,
     unexpired challenge (422 `invalid_signature`, 410 `challenge_expired`); the challenge is consumed."""
