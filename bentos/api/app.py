@@ -97,11 +97,14 @@ SECURITY_HEADERS = (
 _JSON_TYPES = (b"application/json", b"application/problem+json")
 
 
-class _SecurityHeaders:
-    """Every response: no MIME sniffing, no framing, no referrer; JSON answers are never cached."""
+class _StampResponseStart:
+    """A pure ASGI layer that edits each HTTP response's start message (its status and headers) on the way out."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    def stamp(self, message: Message) -> Message:
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,17 +112,22 @@ class _SecurityHeaders:
             return
 
         async def stamped(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
-                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
-                if content_type.split(b";")[0].strip() in _JSON_TYPES and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": headers}
-            await send(message)
+            await send(self.stamp(message) if message["type"] == "http.response.start" else message)
 
         await self.app(scope, receive, stamped)
+
+
+class _SecurityHeaders(_StampResponseStart):
+    """Every response: no MIME sniffing, no framing, no referrer; JSON answers are never cached."""
+
+    def stamp(self, message: Message) -> Message:
+        headers = list(message.get("headers", []))
+        present = {name.lower() for name, _ in headers}
+        headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+        content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+        if content_type.split(b";")[0].strip() in _JSON_TYPES and b"cache-control" not in present:
+            headers.append((b"cache-control", b"no-store"))
+        return {**message, "headers": headers}
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -136,27 +144,15 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-class _RetryAfter:
+class _RetryAfter(_StampResponseStart):
     """Every 429 and 503 tells the client when to come back: `Retry-After` in whole seconds (≥ 1). A handler that
     knows (the limiter's next slot, the breaker's cool-down) sets it; any other gets the default."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def stamped(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in (429, 503):
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == b"retry-after" for name, _ in headers):
-                    headers.append((b"retry-after", str(DEFAULT_RETRY_AFTER_S).encode()))
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, stamped)
+    def stamp(self, message: Message) -> Message:
+        headers = list(message.get("headers", []))
+        if message["status"] in (429, 503) and not any(name.lower() == b"retry-after" for name, _ in headers):
+            return {**message, "headers": [*headers, (b"retry-after", str(DEFAULT_RETRY_AFTER_S).encode())]}
+        return message
 
 
 class _RequestContext:
