@@ -192,11 +192,14 @@ def capture_speech(
 ) -> tuple[UsageEvent, bool]:
     """Bill a call once: the usage row, the hold's capture and the split, in one transaction.
 
-    A request id billed before (a retry of a cut stream, a replay racing its original) releases this hold
-    instead and returns the first usage row with created=False.
+    `charge` may be less than the hold (a long text or a realtime session cut short bills what was delivered):
+    the rest goes back to the caller in the same transaction. A request id billed before (a retry of a cut
+    stream, a replay racing its original) releases this hold instead and returns the first usage row with
+    created=False.
     """
-    if charge.amount != hold.amount:
-        raise ValueError("a speech hold is captured for exactly its quote")
+    if charge.amount > hold.amount:
+        raise ValueError("a call is captured for at most what was held for it")
+    unused = hold.amount - charge.amount  # a long text cut short: only what was delivered is billed
     now = utcnow()
     values = {
         "request_id": request_id,
@@ -225,7 +228,8 @@ def capture_speech(
                 f"capture:{request_id}",
                 "speech",
                 [
-                    Posting(hold_book(caller_id), -charge.amount),
+                    Posting(hold_book(caller_id), -hold.amount),
+                    Posting(caller_book(caller_id), unused),
                     Posting(creator_book(persona.creator_id), charge.creator_share),
                     Posting(PROVIDER_COST, charge.provider_cost),
                     Posting(PLATFORM_REVENUE, charge.platform_share - charge.provider_cost),

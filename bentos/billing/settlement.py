@@ -20,10 +20,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from eth_hash.auto import keccak
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import String, Table, func, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,19 +52,80 @@ def usage_digest(rows: Sequence[UsageEvent]) -> str:
 
 
 _USAGE = cast(Table, UsageEvent.__table__)
-_DIGEST_BATCH = (
-    20_000  # rows per fetch and per keccak update: memory stays flat however many rows a creator has
+_SETTLEMENTS = cast(Table, Settlement.__table__)
+_CLAIMED = (
+    _USAGE.c.settlement_id,
+    _USAGE.c.id,
+    _USAGE.c.request_id,
+    _USAGE.c.amount,
+    _USAGE.c.creator_share,
+    _USAGE.c.platform_share,
+    # As the driver gives it (SQLite: the stored ISO text, whose order is the times' order), so a million rows
+    # aren't each parsed into a datetime to find the earliest; only the earliest is (`_Tally.period_start`).
+    type_coerce(_USAGE.c.created_at, String),
 )
+_BATCH = 20_000  # rows per fetch and per keccak update: memory stays flat however many rows a settlement has
+_CLAIM_PER_STATEMENT = 500  # settlements claimed by one UPDATE (under every database's bound-parameter limit)
+
+
+@dataclass
+class _Tally:
+    """A settlement's claimed rows, summed and hashed as they stream past (`usage_digest`, byte for byte: the
+    same lines in id order, fed to keccak a chunk at a time, each chunk after the first led by its '\n')."""
+
+    count: int = 0
+    amount: int = 0
+    creator_amount: int = 0
+    platform_amount: int = 0
+    first_at: Any = None  # the earliest created_at as the driver gave it
+    last_id: int = -1
+    in_order: bool = True  # False: rows came out of id order, so the digest is read again in order
+    lines: list[str] = field(default_factory=list)
+    digest: Any = field(default_factory=lambda: keccak.new(b""))
+    separator: bytes = b""
+
+    def add(self, row_id: int, request_id: str, amount: int, creator_share: int, platform_share: int,
+            created_at: Any) -> None:  # fmt: skip
+        self.count += 1
+        self.amount += amount
+        self.creator_amount += creator_share
+        self.platform_amount += platform_share
+        if self.first_at is None or created_at < self.first_at:
+            self.first_at = created_at
+        if row_id < self.last_id:
+            self.in_order = False
+        self.last_id = row_id
+        if self.in_order:
+            self.lines.append(f"{row_id}:{request_id}:{amount}:{creator_share}")
+            if len(self.lines) >= _BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.digest.update(self.separator + "\n".join(self.lines).encode())
+            self.separator, self.lines = b"\n", []
+
+    def period_start(self, session: Session) -> datetime | None:
+        if self.first_at is None or isinstance(self.first_at, datetime):
+            return self.first_at
+        dialect = session.get_bind().dialect
+        parse = _USAGE.c.created_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        return parse(self.first_at) if parse else self.first_at
+
+    def hexdigest(self, session: Session, settlement_id: str) -> str:
+        if not self.in_order:
+            return _claimed_digest(session, settlement_id)
+        self.flush()
+        return "0x" + self.digest.digest().hex()
 
 
 def _claimed_digest(session: Session, settlement_id: str) -> str:
-    """`usage_digest` of the settlement's rows, byte for byte: the same lines, read as narrow tuples streamed in
-    id order and fed to keccak a chunk at a time (a chunk after the first starts with the '\n' joining it)."""
+    """`usage_digest` of a settlement's rows, read as narrow tuples streamed in id order."""
     rows = session.execute(
         select(_USAGE.c.id, _USAGE.c.request_id, _USAGE.c.amount, _USAGE.c.creator_share)
         .where(_USAGE.c.settlement_id == settlement_id)
         .order_by(_USAGE.c.id)
-        .execution_options(yield_per=_DIGEST_BATCH)
+        .execution_options(yield_per=_BATCH)
     )
     digest = keccak.new(b"")
     separator = b""
@@ -72,6 +133,37 @@ def _claimed_digest(session: Session, settlement_id: str) -> str:
         digest.update(separator + "\n".join(f"{i}:{r}:{a}:{c}" for i, r, a, c in part).encode())
         separator = b"\n"
     return "0x" + digest.digest().hex()
+
+
+def _claim(session: Session, settlements: Sequence[Settlement]) -> dict[str, _Tally]:
+    """Claim every unsettled row of each settlement's creator into it (the settlements are flushed) → their
+    tallies. Set-based: one UPDATE … RETURNING per batch of settlements claims the rows and hands back the
+    narrow columns the sums and the digest need, in one pass over the unsettled rows; no row becomes an object.
+    """
+    tallies = {s.id: _Tally() for s in settlements}
+    for start in range(0, len(settlements), _CLAIM_PER_STATEMENT):
+        batch = settlements[start : start + _CLAIM_PER_STATEMENT]
+        if len(batch) == 1:
+            claim = (
+                update(_USAGE)
+                .where(_USAGE.c.creator_id == batch[0].creator_id, _USAGE.c.settlement_id.is_(None))
+                .values(settlement_id=batch[0].id)
+            )
+        else:
+            claim = (
+                update(_USAGE)
+                .where(
+                    _SETTLEMENTS.c.id.in_([s.id for s in batch]),
+                    _SETTLEMENTS.c.creator_id == _USAGE.c.creator_id,
+                    _USAGE.c.settlement_id.is_(None),
+                )
+                .values(settlement_id=_SETTLEMENTS.c.id)
+            )
+        # Fetched a part at a time (not yield_per: PostgreSQL's server-side cursors take no UPDATE).
+        for part in session.execute(claim.returning(*_CLAIMED)).partitions(_BATCH):
+            for settlement_id, *row in part:
+                tallies[settlement_id].add(*row)
+    return tallies
 
 
 def intent_key(settlement: Settlement) -> str:
@@ -89,12 +181,9 @@ def _unsettled(session: Session, creator_id: str) -> int:
     )
 
 
-def _open_settlement(
-    session: Session, creator: Account, prices: PriceBook, chain_id: str | None
-) -> Settlement:
-    """Claim every unsettled row of `creator` into a new settlement and move its ledger part to payout."""
+def _new_settlement(creator: Account, chain_id: str | None) -> Settlement:
     assert creator.payout_wallet
-    settlement = Settlement(
+    return Settlement(
         id=new_id("st"),
         creator_id=creator.id,
         usage_count=0,
@@ -108,47 +197,38 @@ def _open_settlement(
         chain_settlement_id=chain_id,
         ledger_amount=0,
     )
-    session.add(settlement)
+
+
+def _open_settlements(session: Session, settlements: Sequence[Settlement], prices: PriceBook) -> None:
+    """Claim every unsettled row of each settlement's creator into it and move its ledger part to payout."""
+    session.add_all(settlements)
     session.flush()
-    # Set-based: one UPDATE claims the rows, the sums come from SQL, the digest from a narrow streamed select;
-    # no usage row becomes an object.
-    session.execute(
-        update(_USAGE)
-        .where(_USAGE.c.creator_id == creator.id, _USAGE.c.settlement_id.is_(None))
-        .values(settlement_id=settlement.id)
-    )
-    count, amount, creator_amount, platform_amount, first_at = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(_USAGE.c.amount), 0),
-            func.coalesce(func.sum(_USAGE.c.creator_share), 0),
-            func.coalesce(func.sum(_USAGE.c.platform_share), 0),
-            func.min(_USAGE.c.created_at),
-        ).where(_USAGE.c.settlement_id == settlement.id)
-    ).one()
-    settlement.usage_count = int(count)
-    settlement.amount = int(amount)
-    settlement.creator_amount = int(creator_amount)
-    settlement.platform_amount = int(platform_amount)
-    # The invariant the ledger promises: every micro-unit is either the creator's or the platform's.
-    assert settlement.creator_amount + settlement.platform_amount == settlement.amount
-    settlement.usage_digest = _claimed_digest(session, settlement.id)
-    settlement.period_start = first_at
-    settlement.wei_amount = str(prices.to_wei(settlement.creator_amount))
-    held = ledger.balance_of(session, creator_book(creator.id))
-    settlement.ledger_amount = min(settlement.creator_amount, max(held, 0))
-    ledger.post(
-        session,
-        f"settle:{settlement.id}:{creator.id}",
-        "settle",
-        [
-            Posting(creator_book(creator.id), -settlement.ledger_amount),
-            Posting(payout_book(creator.id), settlement.ledger_amount),
-        ],
-        account_id=creator.id,
-        memo=f"settlement {settlement.id} to {settlement.payout_wallet}",
-    )
-    return settlement
+    tallies = _claim(session, settlements)
+    for settlement in settlements:
+        tally = tallies[settlement.id]
+        settlement.usage_count = tally.count
+        settlement.amount = tally.amount
+        settlement.creator_amount = tally.creator_amount
+        settlement.platform_amount = tally.platform_amount
+        # The invariant the ledger promises: every micro-unit is either the creator's or the platform's.
+        assert settlement.creator_amount + settlement.platform_amount == settlement.amount
+        settlement.usage_digest = tally.hexdigest(session, settlement.id)
+        settlement.period_start = tally.period_start(session)
+        settlement.wei_amount = str(prices.to_wei(settlement.creator_amount))
+        creator_id = settlement.creator_id
+        held = ledger.balance_of(session, creator_book(creator_id))
+        settlement.ledger_amount = min(settlement.creator_amount, max(held, 0))
+        ledger.post(
+            session,
+            f"settle:{settlement.id}:{creator_id}",
+            "settle",
+            [
+                Posting(creator_book(creator_id), -settlement.ledger_amount),
+                Posting(payout_book(creator_id), settlement.ledger_amount),
+            ],
+            account_id=creator_id,
+            memo=f"settlement {settlement.id} to {settlement.payout_wallet}",
+        )
 
 
 def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Settlement:
@@ -165,7 +245,8 @@ def settle_creator(session: Session, creator: Account, prices: PriceBook) -> Set
             ErrorCode.NOTHING_TO_SETTLE,
             f"unsettled earnings ({pending} micro-units) are below the minimum payout",
         )
-    settlement = _open_settlement(session, creator, prices, None)
+    settlement = _new_settlement(creator, None)
+    _open_settlements(session, [settlement], prices)
     Outbox.enqueue(
         session,
         "settle",
@@ -245,20 +326,19 @@ def _cycle(session: Session, prices: PriceBook, period: int) -> CycleResult:
         for account in (accounts.get(creator_id) for creator_id in ids)
         if account is not None and account.payout_wallet
     ]
-    chunk: list[Settlement] = []
+    chunks: list[tuple[str, list[Settlement]]] = []
     wallets: set[str] = set()
-    chain_id = f"cy{period}-0"
     for creator in creators:
-        if creator.payout_wallet not in wallets and len(wallets) >= MAX_WALLETS_PER_TX:
-            _enqueue_chunk(session, prices, chain_id, chunk, result)
-            chunk, wallets = [], set()
-            chain_id = f"cy{period}-{len(result.chain_settlements)}"
-        settlement = _open_settlement(session, creator, prices, chain_id)
-        chunk.append(settlement)
-        wallets.add(settlement.payout_wallet)
-        result.settlements.append(settlement.id)
-        result.creator_amount += settlement.creator_amount
-    if chunk:
+        if not chunks or (creator.payout_wallet not in wallets and len(wallets) >= MAX_WALLETS_PER_TX):
+            chunks.append((f"cy{period}-{len(chunks)}", []))
+            wallets = set()
+        chain_id, chunk = chunks[-1]
+        chunk.append(_new_settlement(creator, chain_id))
+        wallets.add(chunk[-1].payout_wallet)
+    _open_settlements(session, [s for _, chunk in chunks for s in chunk], prices)
+    for chain_id, chunk in chunks:
+        result.settlements += [s.id for s in chunk]
+        result.creator_amount += sum(s.creator_amount for s in chunk)
         _enqueue_chunk(session, prices, chain_id, chunk, result)
     return result
 
