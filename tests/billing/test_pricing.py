@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bentos.billing.pricing import PriceBook
-from bentos.billing.settlement import settle_creator
+from bentos.billing.settlement import settle_creator, usage_digest
 from bentos.core.accounts import sign_up
 from bentos.core.errors import PlatformError
 from bentos.store.db import DatabaseSettings, make_engine, migrate, session_factory
@@ -157,6 +157,7 @@ def test_settling_claims_every_unsettled_row_once_and_balances(tmp_path: Path) -
         assert stored.amount == sum(r.amount for r in rows)
         assert stored.creator_amount + stored.platform_amount == stored.amount
         assert stored.creator_amount == sum(r.creator_share for r in rows)
+        assert stored.usage_digest == usage_digest(list(rows))  # the streamed digest is the anchored definition
     with sessions.begin() as session, pytest.raises(PlatformError) as nothing:
         settle_creator(session, creator, book)
     assert nothing.value.code == "nothing_to_settle"
