@@ -19,6 +19,7 @@ from bentos.api.deps import (
 )
 from bentos.api.schemas import CreateVoice
 from bentos.api.views import (
+    CharacterView,
     FileView,
     JobView,
     PersonaPageView,
@@ -36,6 +37,7 @@ from bentos.core.catalog import (
     persona_view,
     provenance,
 )
+from bentos.core.chat import character_of
 from bentos.core.errors import ErrorCode, PlatformError
 from bentos.core.intake import accept_upload
 from bentos.core.personas import DiscoverySort, PersonaState, revoke, start_persona
@@ -159,7 +161,9 @@ def list_voices(
 )
 def get_voice(voice_id: str, platform: PlatformDep, account: OptionalCallerDep) -> PersonaView:
     """A persona: its creator also sees the prompt, pipeline failure, embedding, chain intent and provider voice."""
-    return PersonaView.of(persona_view(platform.sessions, voice_id, account))
+    view = PersonaView.of(persona_view(platform.sessions, voice_id, account))
+    character, with_prompt = character_of(platform.sessions, voice_id, account)
+    return view.model_copy(update={"character": CharacterView.of_character(character, with_prompt)})
 
 
 @router.get(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from bentos.chain.outbox import OutboxStatus
 from bentos.core.accounts import Role
 from bentos.core.catalog import ProvenanceStatus
+from bentos.core.chat import Character
 from bentos.core.errors import ErrorCode
 from bentos.core.personas import JobStatus, PersonaState, Visibility
 
@@ -182,6 +183,21 @@ class LookAlikeView(View):
     cosine: float | None
 
 
+class CharacterView(View):
+    version: int = Field(description="0: as created; every edit adds one")
+    persona_prompt: str | None = Field(default=None, description="its creator only")
+    greeting: str | None
+    emotion: str | None
+    style: str | None
+    language: str
+    created_at: IsoTime = None
+
+    @classmethod
+    def of_character(cls, character: Character, with_prompt: bool) -> Self:
+        view = cls.of(character)
+        return view if with_prompt else view.model_copy(update={"persona_prompt": None})
+
+
 class PersonaView(View):
     """A persona. The fields after `revokedAt` are sent to its creator only."""
 
@@ -195,6 +211,9 @@ class PersonaView(View):
     model: str
     price_per_10k_chars: int = Field(description="micro-CNY per 10,000 chars with the persona's own model")
     price_multiplier_bps: int = Field(description="× each model's list price (10000 = 1×)")
+    character: CharacterView | None = Field(
+        default=None, description="greeting, label, language (and, for its creator, the prompt) it talks with"
+    )
     calls: int
     creator: CreatorView
     sample_text: str | None
@@ -351,6 +370,13 @@ class TtsLimits(View):
     instruction_max_chars: int
     instruction_models: list[str]
     voice_labels: dict[str, list[str]]
+    long_max_chars: int = Field(
+        description="texts over `maxChars` and up to this are split at sentences and streamed as one audio"
+    )
+    long_formats: list[str] = Field(description="the formats a text over `maxChars` can be spoken in")
+    realtime_session_max_chars: int = Field(
+        description="characters one /v1/realtime/audio session may speak (their price is held at its start)"
+    )
 
 
 class UploadLimitsView(View):

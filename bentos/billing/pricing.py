@@ -12,6 +12,13 @@ The rule (property-tested in tests/billing): for every call,
 so platform_share − provider_cost ≥ floor always: the creator is paid from the margin above the floor, never from
 the provider's cost. The `max(…)` only lifts a call whose per-call rounding would otherwise dip under the floor;
 configs whose lowest multiplier could price a model under cost + floor are refused at start.
+
+Chat (a persona's conversation turn) is priced per 1,000 tokens by the same floor rule, without a multiplier and
+without a creator share — the creator earns on the TTS part of a turn only (priced by `charge` above):
+
+    chat_amount        = max(ceil(tokens × chat_list_price_per_1k / 1k), chat_provider_cost + floor)
+    chat_provider_cost = ceil(tokens × chat_provider_cost_per_1k / 1k)
+    chat creator_share = 0, chat platform_share = chat_amount
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 
 BPS = 10_000  # basis points: 1× = 10,000
 PER = 10_000  # prices are per 10,000 characters
+PER_TOKENS = 1_000  # chat prices are per 1,000 tokens
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -41,6 +49,25 @@ class Charge:
     @property
     def margin(self) -> int:
         return self.platform_share - self.provider_cost
+
+
+@dataclass(frozen=True)
+class ChatCharge:
+    """A chat reply's tokens priced: all of it is the platform's (creator_share = 0; creators earn on the TTS)."""
+
+    tokens: int
+    unit_price: int  # micro-CNY per 1,000 tokens
+    amount: int
+    provider_cost: int
+    creator_share: int = 0
+
+    @property
+    def platform_share(self) -> int:
+        return self.amount
+
+    @property
+    def margin(self) -> int:
+        return self.amount - self.provider_cost
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,8 @@ class PriceBook:
     settlement_period_days: int = 7
     minimum_payout: int = 1
     wei_per_micro: int = 1
+    chat_list_price_per_1k_tokens: int = 0  # micro-CNY per 1,000 chat tokens (prompt + completion)
+    chat_provider_cost_per_1k_tokens: int = 0  # what the provider charges for them
 
     def __post_init__(self) -> None:
         if not 0 <= self.creator_share_bps <= BPS:
@@ -88,6 +117,8 @@ class PriceBook:
             "trial_credit",
             "key_monthly_spend_cap",
             "key_requests_per_minute",
+            "chat_list_price_per_1k_tokens",
+            "chat_provider_cost_per_1k_tokens",
         )
         for name in (*money, "minimum_payout"):
             if getattr(self, name) < 0:
@@ -104,6 +135,10 @@ class PriceBook:
                     f"{model}: the lowest multiplier prices it under provider cost + floor; raise the list "
                     "price or multiplier_bps_min"
                 )
+
+        chat_cost = self.chat_provider_cost_per_1k_tokens
+        if self.chat_list_price_per_1k_tokens * BPS < chat_cost * (BPS + self.margin_floor_bps):
+            raise ValueError("chat: the list price per 1k tokens must cover provider cost + floor")
 
     @property
     def models(self) -> list[str]:
@@ -136,6 +171,15 @@ class PriceBook:
         amount = max(ceil_div(chars * unit, PER), provider_cost + floor)
         creator = (amount - provider_cost - floor) * self.creator_share_bps // BPS
         return Charge(model, chars, unit, amount, provider_cost, creator, amount - creator)
+
+    def chat_charge(self, tokens: int) -> ChatCharge:
+        """Price `tokens` chat tokens (prompt + completion): the floor rule, no multiplier, no creator share."""
+        if tokens < 0:
+            raise ValueError("tokens must be non-negative")
+        provider_cost = ceil_div(tokens * self.chat_provider_cost_per_1k_tokens, PER_TOKENS)
+        floor = self.floor(provider_cost)
+        amount = max(ceil_div(tokens * self.chat_list_price_per_1k_tokens, PER_TOKENS), provider_cost + floor)
+        return ChatCharge(tokens, self.chat_list_price_per_1k_tokens, amount, provider_cost)
 
     def floor(self, provider_cost: int) -> int:
         return ceil_div(provider_cost * self.margin_floor_bps, BPS)

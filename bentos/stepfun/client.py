@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, Retrying
 
 from . import protocol
+from .chat_models import ChatDelta, ChatMessage, ChatReply, ChatRequest
 from .errors import ProviderUnavailable, StepFunError
 from .health import ProviderHealth
 from .limiter import NO_PERMIT, Permit, ProviderLimiter, shared_limiter
@@ -34,7 +35,7 @@ from .models import (
     VoicePage,
     VoicePreview,
 )
-from .protocol import Call, RetryEvent, SseDecoder, check, event_audio, guarded_attempt
+from .protocol import Call, ChatSseDecoder, RetryEvent, SseDecoder, check, event_audio, guarded_attempt
 from .settings import ProviderSettings
 
 T = TypeVar("T")
@@ -109,6 +110,16 @@ class _ClientBase:
             return request
         defaults = {"model": self.settings.speech_model, "voice": self.settings.default_voice}
         return SpeechRequest.model_validate({**defaults, **fields})
+
+    def _chat_request(
+        self, messages: list[ChatMessage], model: str | None, max_tokens: int | None, stream: bool
+    ) -> ChatRequest:
+        return ChatRequest(
+            model=model or self.settings.chat_model,
+            messages=messages,
+            max_tokens=max_tokens,
+            stream=True if stream else None,
+        )
 
     @staticmethod
     def _path(call: Call[Any]) -> str:
@@ -274,6 +285,59 @@ class StepFunClient(_ClientBase):
             except (
                 httpx.TransportError
             ) as exc:  # after the first byte: no retry, the caller has audio already
+                raise protocol.error_from_transport(exc) from exc
+        finally:
+            response.close()
+            permit.release()
+
+    # -- chat
+    def chat(
+        self, messages: list[ChatMessage], *, model: str | None = None, max_tokens: int | None = None
+    ) -> ChatReply:
+        """One whole chat completion (OpenAI-compatible; `model` defaults to the configured chat model)."""
+        return self._execute(protocol.chat(self._chat_request(messages, model, max_tokens, False)))
+
+    def stream_chat(
+        self, messages: list[ChatMessage], *, model: str | None = None, max_tokens: int | None = None
+    ) -> Iterator[ChatDelta]:
+        """The reply's deltas as they are generated. Retried only before the first chunk; a failure after it
+        (an error chunk, a broken connection) raises, and what was yielded stays yielded."""
+        call = protocol.chat(self._chat_request(messages, model, max_tokens, True))
+        decoder = ChatSseDecoder(self.settings.secret)
+
+        def deltas(response: httpx.Response) -> Iterator[ChatDelta]:
+            for line in response.iter_lines():
+                delta = decoder.feed(line)
+                if delta is not None:
+                    yield delta
+
+        def open_first() -> tuple[httpx.Response, Iterator[ChatDelta], ChatDelta | None, Permit]:
+            permit = self._permit()
+            try:
+                with self._attempt("stream_chat"):
+                    request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                    response = self._http.send(request, stream=True)
+                    try:
+                        if not response.is_success:
+                            response.read()
+                            check(response, self.settings.secret)
+                        events = deltas(response)
+                        first = next(events, None)
+                    except BaseException:
+                        response.close()
+                        raise
+            except BaseException:
+                permit.release()
+                raise
+            return response, events, first, permit
+
+        response, events, first, permit = Retrying(**self._policy("stream_chat"))(open_first)
+        try:
+            if first is not None:
+                yield first
+            try:
+                yield from events
+            except httpx.TransportError as exc:
                 raise protocol.error_from_transport(exc) from exc
         finally:
             response.close()
@@ -456,6 +520,61 @@ class AsyncStepFunClient(_ClientBase):
             try:
                 async for event in events:
                     yield event
+            except httpx.TransportError as exc:
+                raise protocol.error_from_transport(exc) from exc
+        finally:
+            await response.aclose()
+            permit.release()
+
+    # -- chat
+    async def chat(
+        self, messages: list[ChatMessage], *, model: str | None = None, max_tokens: int | None = None
+    ) -> ChatReply:
+        return await self._execute(protocol.chat(self._chat_request(messages, model, max_tokens, False)))
+
+    async def stream_chat(
+        self, messages: list[ChatMessage], *, model: str | None = None, max_tokens: int | None = None
+    ) -> AsyncIterator[ChatDelta]:
+        """The reply's deltas as they are generated (see StepFunClient.stream_chat)."""
+        call = protocol.chat(self._chat_request(messages, model, max_tokens, True))
+        decoder = ChatSseDecoder(self.settings.secret)
+
+        async def deltas(response: httpx.Response) -> AsyncIterator[ChatDelta]:
+            async for line in response.aiter_lines():
+                delta = decoder.feed(line)
+                if delta is not None:
+                    yield delta
+
+        async def open_first() -> tuple[httpx.Response, AsyncIterator[ChatDelta], ChatDelta | None, Permit]:
+            permit = await self._permit()
+            try:
+                with self._attempt("stream_chat"):
+                    request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        if not response.is_success:
+                            await response.aread()
+                            check(response, self.settings.secret)
+                        events = deltas(response)
+                        first = await anext(events, None)
+                    except BaseException:
+                        await response.aclose()
+                        raise
+            except BaseException:
+                permit.release()
+                raise
+            return response, events, first, permit
+
+        opened: tuple[
+            httpx.Response, AsyncIterator[ChatDelta], ChatDelta | None, Permit
+        ] = await AsyncRetrying(**self._policy("stream_chat"))(open_first)
+        response, events, first, permit = opened
+        try:
+            if first is not None:
+                yield first
+            try:
+                async for delta in events:
+                    yield delta
             except httpx.TransportError as exc:
                 raise protocol.error_from_transport(exc) from exc
         finally:

@@ -18,6 +18,7 @@ import pybreaker
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.stop import stop_base
 
+from .chat_models import ChatDelta, ChatReply, ChatRequest
 from .errors import (
     ProviderConfigError,
     ProviderProtocolError,
@@ -179,6 +180,11 @@ def speech(request: SpeechRequest) -> Call[SpeechAudio]:
         return SpeechAudio(response.content, ctype, request.format, rid)
 
     return Call("speech", "POST", "/audio/speech", parse, json=request.payload())
+
+
+def chat(request: ChatRequest) -> Call[ChatReply]:
+    """OpenAI-compatible chat completion; the streamed form (stream=True) is read with `ChatSseDecoder`."""
+    return Call("chat", "POST", "/chat/completions", _typed(ChatReply.from_json), json=request.payload())
 
 
 # ---- retries ----
@@ -361,3 +367,38 @@ def event_audio(event: SpeechEvent, secret: str | None) -> bytes | None:
             redact(event.message or "synthesis failed", secret), code="speech.audio.error"
         )
     return event.audio if event.type == "speech.audio.delta" else None
+
+
+class ChatSseDecoder:
+    """Feed it lines of a streamed chat completion; it returns each chunk's delta. A mid-stream error chunk
+    (`data: {"error": {...}}`, as OpenAI-compatible servers send once the status line is gone) raises."""
+
+    def __init__(self, secret: str | None) -> None:
+        self.done = False
+        self._secret = secret
+
+    def feed(self, line: str) -> ChatDelta | None:
+        line = line.rstrip("\r")
+        if not line.startswith("data:"):
+            return None
+        data = line[5:].strip()
+        if data == "[DONE]":
+            self.done = True
+            return None
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise ProviderProtocolError("malformed SSE data line") from exc
+        if not isinstance(chunk, dict):
+            raise ProviderProtocolError("expected a JSON object per chat chunk")
+        error = chunk.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            kind = error.get("type") if isinstance(error, dict) else None
+            raise ProviderServerError(
+                redact(str(message or "the chat stream failed"), self._secret), code=str(kind or "chat.error")
+            )
+        try:
+            return ChatDelta.from_json(chunk)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderProtocolError(f"unexpected chat chunk shape: {type(exc).__name__}") from exc

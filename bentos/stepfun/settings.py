@@ -94,6 +94,7 @@ class ProviderSettings(BaseModel):
     breaker_reset_timeout_s: float = Field(default=30.0, gt=0)
     clone_model: str = "step-tts-2"
     speech_model: str = "step-tts-2"
+    chat_model: str = "step-1-8k"  # POST /v1/chat/completions (persona conversation)
     default_voice: str = "cixingnansheng"
     response_format: str = "mp3"
     tier: TierSettings | None = None  # None: no platform-side limiter

@@ -27,6 +27,8 @@ __all__ = [
     "ApiKey",
     "Base",
     "BlobRow",
+    "Conversation",
+    "ConversationTurn",
     "EmbeddingRow",
     "Hold",
     "IdempotencyRecord",
@@ -36,6 +38,7 @@ __all__ = [
     "LedgerTransaction",
     "OutboxItem",
     "Persona",
+    "PersonaCharacter",
     "Settlement",
     "StoredFile",
     "UsageEvent",
@@ -341,3 +344,59 @@ class Hold(Base):
     status: Mapped[str] = mapped_column(String(10), default="held", index=True)  # held | captured | released
     created_at: Mapped[datetime] = _ts(default=utcnow)
     closed_at: Mapped[datetime | None] = _ts(nullable=True)
+
+
+# --- persona character and conversations (migration 0005) ---------------------------------------------------
+
+
+class PersonaCharacter(Base):
+    """One version of a persona's character (each creator edit appends one); the latest version is current."""
+
+    __tablename__ = "persona_characters"
+    __table_args__ = (UniqueConstraint("persona_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    persona_id: Mapped[str] = mapped_column(ForeignKey("personas.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    persona_prompt: Mapped[str] = mapped_column(Text, default="")
+    greeting: Mapped[str | None] = mapped_column(Text)
+    emotion: Mapped[str | None] = mapped_column(String(16))  # a provider voice_label emotion
+    style: Mapped[str | None] = mapped_column(String(16))  # a provider voice_label style
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+
+
+class Conversation(Base):
+    """A caller's conversation with one persona (`source`: chat = POST /voices/{id}/chat, openai = one
+    POST /v1/chat/completions call, whose history the client keeps)."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    caller_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    persona_id: Mapped[str] = mapped_column(ForeignKey("personas.id"), index=True)
+    source: Mapped[str] = mapped_column(String(12), default="chat")
+    created_at: Mapped[datetime] = _ts(default=utcnow)
+    updated_at: Mapped[datetime] = _ts(default=utcnow, index=True)
+
+
+class ConversationTurn(Base):
+    """One message of a conversation. An assistant turn carries what it cost: its chat tokens and their amount,
+    the characters spoken and their amount (the TTS part is also a `usage` row under `request_id`)."""
+
+    __tablename__ = "conversation_turns"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(12))  # user | assistant
+    content: Mapped[str] = mapped_column(Text)
+    character_version: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    chat_amount: Mapped[int] = mapped_column(Money, default=0)
+    tts_chars: Mapped[int] = mapped_column(Integer, default=0)
+    tts_amount: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime] = _ts(default=utcnow)

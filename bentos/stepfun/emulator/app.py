@@ -28,9 +28,11 @@ from encoders.audio import AudioError, load_audio, sniff_format
 
 from ..models import CLONE_MODELS, CONTENT_TYPES, MAX_SAMPLE_TEXT_CHARS, SpeechRequest, VoiceLabel
 from ..settings import EmulatorSettings
+from . import chat
 from .codec import encode, encoded_rate, stream_encode
 from .engine import VoiceEngine, VoiceProfile, speakable, split_sentences
 from .gateway import FaultPlan, Gateway, GatewayMiddleware, KeyState, error_response
+from .realtime import realtime_audio
 from .store import EmulatorStore, VoiceRecord, new_id
 from .voices import OFFICIAL_VOICES, system_voices_payload
 
@@ -259,6 +261,8 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
     def owner(request: Request) -> str:
         return str(request.scope["state"]["owner"])
 
+    app.include_router(chat.router)  # POST /v1/chat/completions: the chat stand-in (emulator/chat.py)
+
     # ---- files
     @app.post("/v1/files")
     def create_file(
@@ -418,6 +422,8 @@ def create_app(settings: EmulatorSettings, cache_dir: Path | None = None, max_ca
             url = str(request.base_url).rstrip("/") + f"/v1/files/{record.id}/content"
             return JSONResponse({"url": url, "file_id": record.id})
         return Response(audio, media_type=CONTENT_TYPES[fmt])
+
+    app.add_api_websocket_route("/v1/realtime/audio", realtime_audio)  # streaming TTS (emulator/realtime.py)
 
     # ---- admin (tests, the platform runner) — loopback only, not part of StepFun's API
     @app.get("/healthz")
