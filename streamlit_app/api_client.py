@@ -12,8 +12,11 @@ one price function what a call will cost.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict, cast, get_type_hints, is_typeddict
 
@@ -720,3 +723,221 @@ class PlatformClient:
     def payouts(self) -> dict[str, Any]:
         """`GET /accounts/me/payouts`: what the payout wallet can withdraw from the registry now."""
         return cast(dict[str, Any], self._json("GET", "/accounts/me/payouts"))
+
+    # -- talking with a persona --------------------------------------------------------------------------
+
+    def character(self, voice_id: str) -> Character:
+        """`GET /voices/{id}/character`: the persona's current character (`personaPrompt` for its creator)."""
+        return cast(Character, self._json("GET", f"/voices/{voice_id}/character"))
+
+    def edit_character(self, voice_id: str, changes: dict[str, str | None]) -> Character:
+        """`PATCH /voices/{id}/character` (the creator): only the fields in `changes` change; `None` clears
+        greeting, emotion or style. Every edit is a new version."""
+        return cast(Character, self._json("PATCH", f"/voices/{voice_id}/character", json=changes))
+
+    def chat(
+        self,
+        voice_id: str,
+        message: str,
+        *,
+        conversation: str | None = None,
+        audio: bool = False,
+        idempotency_key: str | None = None,
+    ) -> ChatReply:
+        """`POST /voices/{id}/chat`: one stored turn, the whole reply at once (base64 MP3 when `audio`)."""
+        body: dict[str, Any] = {"message": message, "audio": audio}
+        if conversation:
+            body["conversation"] = conversation
+        return cast(
+            ChatReply,
+            self._json(
+                "POST", f"/voices/{voice_id}/chat", json=body, idempotency_key=idempotency_key, timeout=120.0
+            ),
+        )
+
+    def conversations(self) -> list[ConversationSummary]:
+        """`GET /conversations`: the caller's, most recently active first."""
+        return cast(list[ConversationSummary], self._json("GET", "/conversations")["data"])
+
+    def conversation(self, conversation_id: str) -> ConversationDetail:
+        return cast(ConversationDetail, self._json("GET", f"/conversations/{conversation_id}"))
+
+    def delete_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json("DELETE", f"/conversations/{conversation_id}"))
+
+    def stream_chat(
+        self,
+        voice_id: str,
+        messages: list[ChatTurn],
+        *,
+        audio_format: str | None = "wav",
+        conversation: str | None = None,
+    ) -> ReplyStream:
+        """`POST /v1/chat/completions` with `stream: true` (and the reply spoken in `audio_format`, or text only
+        with None). A refusal (402, 404, 422…) raises `ApiError` here, before anything streams; then read the
+        text deltas from `ReplyStream.text()` — the audio, usage and any mid-stream error collect beside it."""
+        body: dict[str, Any] = {"model": voice_id, "messages": messages, "stream": True}
+        if conversation:  # the platform stores the turn in this conversation (else in a new one)
+            body["conversation"] = conversation
+        if audio_format:
+            body["modalities"] = ["text", "audio"]
+            body["audio"] = {"voice": voice_id, "format": audio_format}
+        headers = {**self._headers(post=True), "Accept": "text/event-stream"}
+        request = self._http.build_request(
+            "POST", "/v1/chat/completions", json=body, headers=headers, timeout=120.0
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                0, "platform_timeout", f"the platform did not answer in time ({exc})", retryable=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiError(
+                0, "platform_unreachable", f"cannot reach {self.base_url} ({exc})", retryable=True
+            ) from None
+        if response.is_error:
+            response.read()
+            response.close()
+            raise _error_from(response)
+        return ReplyStream(response, audio_format)
+
+
+# -- talking with a persona: the shapes and the streamed reply ------------------------------------------------
+
+
+class Character(TypedDict):
+    """`GET /voices/{id}/character`; the platform leaves out what is unset (greeting, emotion, style)."""
+
+    version: int
+    language: str
+    createdAt: str | None
+    greeting: NotRequired[str | None]
+    emotion: NotRequired[str | None]
+    style: NotRequired[str | None]
+    personaPrompt: NotRequired[str | None]  # the creator's only
+
+
+class TurnUsage(TypedDict):
+    requestId: str
+    promptTokens: int
+    completionTokens: int
+    chatAmount: int
+    ttsChars: int
+    ttsAmount: int
+    amount: int
+
+
+class ChatTurn(TypedDict):
+    role: str  # user | assistant (| system)
+    content: str
+
+
+class StoredTurn(TypedDict):
+    seq: int
+    role: str
+    content: str
+    characterVersion: int
+    createdAt: str | None
+    usage: NotRequired[TurnUsage | None]
+
+
+class ConversationSummary(TypedDict):
+    id: str
+    personaId: str
+    persona: str
+    source: str  # chat: POST /voices/{id}/chat; openai: one POST /v1/chat/completions
+    turns: int
+    lastTurn: StoredTurn | None
+    createdAt: str | None
+    updatedAt: str | None
+
+
+class ConversationDetail(ConversationSummary):
+    messages: list[StoredTurn]
+
+
+class ChatReply(TypedDict):
+    conversation: str
+    reply: str
+    characterVersion: int
+    usage: TurnUsage
+    audio: NotRequired[str | None]
+    spoken: NotRequired[str | None]
+
+
+def whole_wav(data: bytes) -> bytes:
+    """A streamed WAV (one header with sizes at their maximum, then PCM) with its real sizes written in, so a
+    player knows its duration; other audio is returned as it is."""
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE" or data[36:40] != b"data":
+        return data
+    size = len(data) - 44
+    return b"RIFF" + (size + 36).to_bytes(4, "little") + data[8:40] + size.to_bytes(4, "little") + data[44:]
+
+
+class ReplyStream:
+    """A streamed reply under way. `text()` yields its text deltas as they come (for `st.write_stream`); the
+    audio deltas collect in `audio` (one playable file once the stream ended), the platform's amounts for the
+    turn in `usage`, a failure mid-stream in `error`. Use as a context manager (or read `text()` to the end)."""
+
+    def __init__(self, response: httpx.Response, audio_format: str | None) -> None:
+        self._response = response
+        self.request_id: str | None = response.headers.get("X-Request-Id")
+        self.audio_format = audio_format
+        self.reply = ""
+        self.usage: dict[str, Any] | None = None  # `voxpersona` of the finish chunk: TurnUsage + conversation
+        self.error: ApiError | None = None
+        self.done = False
+        self._audio: list[bytes] = []
+
+    @property
+    def audio(self) -> bytes:
+        joined = b"".join(self._audio)
+        return whole_wav(joined) if self.audio_format == "wav" else joined
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The SSE `data:` payloads, parsed, until `[DONE]` (or the stream's end)."""
+        try:
+            for line in self._response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line.removeprefix("data:").strip()
+                if data == "[DONE]":
+                    self.done = True
+                    return
+                yield json.loads(data)
+        except httpx.HTTPError as exc:
+            self.error = ApiError(0, "stream_broken", f"the reply stream broke off ({exc})", retryable=True)
+        finally:
+            self.close()
+
+    def text(self) -> Iterator[str]:
+        for event in self.events():
+            if "error" in event:
+                err = event["error"] or {}
+                self.error = ApiError(
+                    200,
+                    str(err.get("code") or "stream_error"),
+                    str(err.get("message") or "the reply broke off"),
+                    retryable=bool(err.get("retryable", False)),
+                )
+                continue
+            if isinstance(event.get("voxpersona"), dict):
+                self.usage = event["voxpersona"]
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {}
+                audio = delta.get("audio") or {}
+                if audio.get("data"):
+                    self._audio.append(base64.b64decode(audio["data"]))
+                if delta.get("content"):
+                    self.reply += delta["content"]
+                    yield delta["content"]
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -48,6 +48,7 @@ navigation = st.navigation(
             st.Page("views/create.py", title="Create", icon=":material/mic:"),
             st.Page("views/persona.py", title="Persona", icon=":material/badge:"),
             st.Page("views/generate.py", title="Generate", icon=":material/graphic_eq:"),
+            st.Page("views/chat.py", title="Chat", icon=":material/chat:"),
         ],
         "You": [
             st.Page("views/account.py", title="Account & billing", icon=":material/account_balance:"),

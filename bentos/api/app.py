@@ -18,9 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bentos.api import (
     routes_accounts,
     routes_billing,
+    routes_chat,
     routes_funds,
     routes_limits,
     routes_ops,
+    routes_realtime,
     routes_speech,
     routes_statements,
     routes_voices,
@@ -46,6 +48,8 @@ ROUTERS = (
     routes_ops,
     routes_statements,
     routes_wallet,
+    routes_realtime,
+    routes_chat,
 )
 # Every operation documents the one error envelope (this also replaces FastAPI's own 422 schema, which the
 # invalid_request handler below never sends).

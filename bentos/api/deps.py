@@ -48,13 +48,19 @@ OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
 
 
 def text_to_speech(platform: PlatformDep) -> TextToSpeech:
+    """Speech as every route sees it: texts up to `server.tts_long_max_chars` (longer than one provider call are
+    spoken in parts as one audio), quotes alike."""
+    server = platform.server
     return TextToSpeech(
         platform.sessions,
         platform.blobs,
         platform.async_provider,
         platform.prices,
-        platform.server.tts_max_chars,
-        platform.server.idempotency_lease_s,
+        server.tts_max_chars,
+        server.idempotency_lease_s,
+        long_max_chars=server.tts_long_max_chars,
+        long_concurrency=server.tts_long_concurrency,
+        long_first_chars=server.tts_long_first_chars,
     )
 
 

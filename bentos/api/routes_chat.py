@@ -191,9 +191,11 @@ async def chat_completions(body: OpenAIChat, service: ChatDep, account: CallerDe
     audio = _audio_of(body)
     messages = _messages(body)
     if not body.stream:
-        answer, finish = await service.complete(account, body.model, messages, body.reply_limit(), audio)
+        answer, finish = await service.complete(
+            account, body.model, messages, body.reply_limit(), audio, body.conversation
+        )
         return JSONResponse(openai_completion(answer, body.model, finish))
-    stream = await service.stream(account, body.model, messages, body.reply_limit(), audio)
+    stream = await service.stream(account, body.model, messages, body.reply_limit(), audio, body.conversation)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     events = _sse(stream, body.model, audio is not None, include_usage)
     headers = {"X-Request-Id": stream.request_id, "Cache-Control": "no-store"}
@@ -242,7 +244,7 @@ async def _sse(stream: ChatStream, model: str, audio: bool, include_usage: bool)
         elif event.kind == "done":
             if audio:
                 yield chunk({"audio": {"id": audio_id, "expires_at": int(time.time()) + AUDIO_EXPIRES_S}})
-            extra = {"voxpersona": platform_usage(event.usage, None)} if event.usage else {}
+            extra = {"voxpersona": platform_usage(event.usage, event.conversation_id)} if event.usage else {}
             yield chunk({}, "stop", **extra)
             if include_usage and event.usage is not None:
                 yield _data({**head, "choices": [], "usage": openai_usage(event.usage)})

@@ -17,7 +17,7 @@ from bentos.api.deps import (
     body_hash,
     idempotent,
 )
-from bentos.api.schemas import MAX_TEXT_CHARS, CreditGrant
+from bentos.api.schemas import MAX_SPEECH_TEXT_CHARS, CreditGrant
 from bentos.api.views import BalanceView, LedgerLineView, LedgerView, QuoteView, error_responses
 from bentos.core import funds
 from bentos.core.ids import new_id
@@ -54,7 +54,7 @@ def quotes(
     speech: SpeechDep,
     account: OptionalCallerDep,
     voice: Annotated[str, Query(max_length=40)],
-    chars: Annotated[int, Query(ge=1, le=MAX_TEXT_CHARS)],
+    chars: Annotated[int, Query(ge=1, le=MAX_SPEECH_TEXT_CHARS)],
     model: Annotated[str | None, Query(max_length=40)] = None,
 ) -> QuoteView:
     """What speaking `chars` characters with persona `voice` (and `model`, the persona's own by default) costs,

@@ -26,7 +26,11 @@ def limits(platform: PlatformDep) -> LimitsView:
     """The server's real limits (no key needed): read these instead of copying numbers into a client."""
     server, prices = platform.server, platform.prices
     return LimitsView(
-        tts=TtsLimits.of(speech_limits(server.tts_max_chars, prices)),
+        tts=TtsLimits.of(
+            speech_limits(
+                server.tts_max_chars, prices, server.tts_long_max_chars, server.realtime_session_max_chars
+            )
+        ),
         upload=UploadLimitsView.of(upload_limits(server.max_upload_bytes, platform.audio)),
         persona=PersonaLimitsView.of(persona_limits(prices)),
         prices=PriceTermsView.of(price_terms(prices)),

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from bentos.api.deps import OPTIONAL_AUTH, CallerDep, OptionalCallerDep, SpeechDep, replayed
-from bentos.api.schemas import MAX_TEXT_CHARS, OpenAISpeech, Speak
+from bentos.api.schemas import MAX_SPEECH_TEXT_CHARS, OpenAISpeech, Speak
 from bentos.api.views import QuoteView, error_responses
 from bentos.core.accounts import Caller
 from bentos.core.idempotency import StoredResponse
 from bentos.core.speech import AUDIO_CONTENT_TYPES, SpeechOrder, TextToSpeech
 
 router = APIRouter(tags=["speech"])
+
+
 SPEECH_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 410, 413, 422, 429, 451, 502, 503)
 AUDIO: dict[int | str, dict[str, Any]] = {
     **SPEECH_ERRORS,
@@ -40,7 +42,9 @@ async def _speak(speech: TextToSpeech, caller: Caller, order: SpeechOrder, reque
 
 @router.post("/tts", response_class=StreamingResponse, responses=AUDIO)
 async def tts(body: Speak, request: Request, speech: SpeechDep, account: CallerDep) -> Response:
-    """Speak `text` with persona `voice`; audio streams back as the provider produces it. Metered per request."""
+    """Speak `text` with persona `voice`; audio streams back as the provider produces it. Metered per request.
+    A text over `tts.maxChars` is spoken sentence by sentence in parts and streamed as one audio (wav/mp3/pcm);
+    if the provider fails part-way the body is cut and only the parts delivered are billed."""
     return await _speak(speech, account, body.order(), request)
 
 
@@ -59,7 +63,7 @@ async def openai_speech(
 )
 def quote(
     voice_id: str,
-    chars: Annotated[int, Query(ge=1, le=MAX_TEXT_CHARS)],
+    chars: Annotated[int, Query(ge=1, le=MAX_SPEECH_TEXT_CHARS)],
     speech: SpeechDep,
     account: OptionalCallerDep,
 ) -> QuoteView:

@@ -26,6 +26,9 @@ class _Body(BaseModel):
 
 
 MAX_TEXT_CHARS = 10_000  # hard cap for any text field; the configured per-call TTS limit is lower
+# Speech bodies only: above any sensible `server.tts_long_max_chars` (checked by the domain), and small enough that
+# even \u-escaped (6 bytes a character) the body stays under the guard's JSON body limit.
+MAX_SPEECH_TEXT_CHARS = 40_000
 MAX_STATEMENT = 1_000
 Tag = Annotated[str, StringConstraints(max_length=p.TAG_MAX_CHARS)]
 ShortId = Annotated[str, StringConstraints(max_length=64)]
@@ -112,7 +115,10 @@ class CreateVoice(_Body):
 
 class Speak(_Body):
     voice: ShortId
-    text: str = Field(max_length=MAX_TEXT_CHARS, description="at most `tts.maxChars` (GET /v1/limits)")
+    text: str = Field(
+        max_length=MAX_SPEECH_TEXT_CHARS,
+        description="at most `tts.longMaxChars` (GET /v1/limits); over `tts.maxChars` it is spoken in parts",
+    )
     model: SpeechModel | None = Field(default=None, description="default: the persona's model")
     format: Literal["wav", "mp3", "flac", "opus", "pcm"] = "mp3"
     speed: float | None = Field(default=None, ge=SPEED_RANGE.min, le=SPEED_RANGE.max)
@@ -129,7 +135,7 @@ class OpenAISpeech(BaseModel):
     """OpenAI's /v1/audio/speech body; unknown OpenAI fields are ignored, as OpenAI SDKs may send more."""
 
     model: str = Field(default="tts-1", max_length=64)
-    input: str = Field(max_length=MAX_TEXT_CHARS)
+    input: str = Field(max_length=MAX_SPEECH_TEXT_CHARS)
     voice: ShortId
     response_format: str = Field(
         default="mp3", max_length=10, json_schema_extra=_one_of(tuple(sorted(OPENAI_FORMATS)))

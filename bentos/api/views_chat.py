@@ -192,6 +192,11 @@ class OpenAIChat(BaseModel):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    conversation: ShortId | None = Field(
+        default=None,
+        description="VoxPersona extension (the SDKs' `extra_body`): store this turn in one of your conversations "
+        "with this persona; the answer's `voxpersona.conversation` names where it was stored",
+    )
 
     def wants_audio(self) -> bool:
         return "audio" in (self.modalities or []) or (self.audio is not None and self.modalities is None)

@@ -437,6 +437,7 @@ class StreamEvent:
     finish_reason: str | None = None
     usage: TurnUsage | None = None
     error: PlatformError | None = None
+    conversation_id: str | None = None  # on `done`: where the turn was stored
 
 
 @dataclass(frozen=True)
@@ -505,9 +506,12 @@ class ChatService:
         messages: list[ChatMessage],
         max_tokens: int | None,
         audio: AudioOut | None,
+        conversation_id: str | None = None,
     ) -> tuple[ChatAnswer, str | None]:
         """A whole OpenAI-style completion; the persona's system message goes first (the client's system
-        messages follow it). → the answer and the finish reason."""
+        messages follow it); with `conversation_id` (one of the caller's, with this persona) the turn is stored
+        in it, else in a new one. → the answer and the finish reason."""
+        await self._check_conversation(caller, persona_id, conversation_id)
         persona, character, sent = await anyio.to_thread.run_sync(
             self._openai_messages, caller, persona_id, messages
         )
@@ -515,7 +519,7 @@ class ChatService:
         delivered = await self._whole(caller, prepared)
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         stored = await anyio.to_thread.run_sync(
-            self._settle, caller, prepared, delivered, ("openai", None, last_user)
+            self._settle, caller, prepared, delivered, ("openai", conversation_id, last_user)
         )
         assert stored is not None
         answer = ChatAnswer(
@@ -536,6 +540,7 @@ class ChatService:
         messages: list[ChatMessage],
         max_tokens: int | None,
         audio: AudioOut | None,
+        conversation_id: str | None = None,
     ) -> ChatStream:
         """Start a streamed completion (402 and other refusals raise here, before anything streams) → its events.
 
@@ -548,6 +553,7 @@ class ChatService:
                 f"streamed audio.format must be one of {list(STREAM_AUDIO_FORMATS)}",
                 422,
             )
+        await self._check_conversation(caller, persona_id, conversation_id)
         persona, character, sent = await anyio.to_thread.run_sync(
             self._openai_messages, caller, persona_id, messages
         )
@@ -560,7 +566,8 @@ class ChatService:
             await self._release(prepared, "the chat provider failed")
             raise _failure(err) from None
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        return ChatStream(prepared.request_id, self._pipeline(caller, prepared, first, deltas, last_user))
+        store = ("openai", conversation_id, last_user)
+        return ChatStream(prepared.request_id, self._pipeline(caller, prepared, first, deltas, store))
 
     async def _pipeline(
         self,
@@ -568,7 +575,7 @@ class ChatService:
         prepared: _Prepared,
         first: ChatDelta,
         deltas: AsyncIterator[ChatDelta],
-        last_user: str,
+        store: tuple[str, str | None, str],
     ) -> AsyncIterator[StreamEvent]:
         out: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
@@ -645,11 +652,10 @@ class ChatService:
             while (event := await out.get()) is not None:
                 yield event
             if outcome == "complete":
-                settled = await anyio.to_thread.run_sync(
-                    self._settle, caller, prepared, delivered, ("openai", None, last_user)
-                )
+                settled = await anyio.to_thread.run_sync(self._settle, caller, prepared, delivered, store)
                 usage = settled.usage if settled else None
-                yield StreamEvent("done", finish_reason="stop", usage=usage)
+                conversation = settled.conversation_id if settled else None
+                yield StreamEvent("done", finish_reason="stop", usage=usage, conversation_id=conversation)
         finally:
             with anyio.CancelScope(shield=True):
                 if not worker.done():
@@ -657,11 +663,14 @@ class ChatService:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await worker
                 if outcome != "complete":  # failed or cut: bill what was delivered
-                    await anyio.to_thread.run_sync(
-                        self._settle, caller, prepared, delivered, ("openai", None, last_user)
-                    )
+                    await anyio.to_thread.run_sync(self._settle, caller, prepared, delivered, store)
 
     # -- the parts
+
+    async def _check_conversation(self, caller: Caller, persona_id: str, conversation_id: str | None) -> None:
+        """An OpenAI-style turn joins a conversation only if it is the caller's, with this persona (404/422)."""
+        if conversation_id is not None:
+            await anyio.to_thread.run_sync(self._load, caller, persona_id, conversation_id)
 
     def _check_message(self, message: str) -> None:
         if not message.strip() or len(message) > self.settings.max_message_chars:

@@ -29,6 +29,14 @@ class ServerSettings:
     public_base_url: str = "http://127.0.0.1:3000"
     max_upload_bytes: int = 20 * 1024 * 1024
     tts_max_chars: int = 1000
+    # Longer texts (up to this) are split at sentences, spoken part by part and streamed as one audio.
+    tts_long_max_chars: int = 20_000
+    tts_long_concurrency: int = 2  # a long text's provider calls in flight (the limiter may allow fewer)
+    # A long text's first part is at most this long: its first byte waits only for this much synthesis.
+    tts_long_first_chars: int = 200
+    # A realtime (WebSocket) session holds the price of this many characters before it starts.
+    realtime_session_max_chars: int = 2000
+    realtime_idle_s: float = 60.0  # a realtime session without a message either way is closed
     # Browser origins allowed to call the API cross-origin (e.g. a hosted front end); empty: none is.
     cors_origins: Sequence[str] = ()
     # An unfinished Idempotency-Key claim older than this (its process died) is taken over by a retry.

@@ -1,12 +1,16 @@
 """Speech for callers: check the text, build the provider request, stream the audio through as it is produced,
 meter the call once, and replay it for a repeated Idempotency-Key. Also what a call will cost (the quote).
+
+A text longer than the provider's per-call limit (up to `long_max_chars`) is split at sentences
+(`core/longform.py`), its parts spoken in order with a few in flight, and their audio streamed as one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import cast
 
 import anyio.to_thread
@@ -17,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bentos.billing import holds
 from bentos.billing.holds import Purpose, Reservation
 from bentos.billing.pricing import Charge, PriceBook
-from bentos.core import funds, metrics
+from bentos.core import funds, longform, metrics
 from bentos.core.accounts import Caller
 from bentos.core.errors import ErrorCode, PlatformError, from_provider_error
 from bentos.core.idempotency import BlobBody, Idempotency, StoredResponse, payload_hash
@@ -52,6 +56,9 @@ VOICE_LABELS = {
 }
 OPENAI_FORMATS = RESPONSE_FORMATS  # OpenAI's response_format names are StepFun's
 SPEECH_SAMPLE_RATES = SAMPLE_RATES
+# A long text's whole audio is kept for an Idempotency-Key replay only up to this size (else a retry speaks again,
+# free: its request id is billed already).
+REPLAY_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,13 @@ class TextToSpeech:
     prices: PriceBook
     max_chars: int
     idempotency_lease_s: float = 120.0
+    long_max_chars: int = 0  # longer texts than max_chars, up to this, are spoken in parts; 0: none
+    long_concurrency: int = 2  # a long text's provider calls in flight
+    long_first_chars: int = 200  # a long text's first part is at most this long (its first byte waits for it)
+
+    @property
+    def text_limit(self) -> int:
+        return max(self.max_chars, self.long_max_chars)
 
     async def speak(
         self, caller: Caller, order: SpeechOrder, key: str | None
@@ -197,8 +211,9 @@ class TextToSpeech:
         cut the stream: the provider charged for it), released when the provider failed.
         """
         persona = await anyio.to_thread.run_sync(self._persona, order.voice, caller)
-        check_text(order.text, self.max_chars)
-        speech = speech_request(persona, order)
+        check_text(order.text, self.text_limit)
+        parts = self._parts(order)
+        speech = speech_request(persona, order if len(parts) == 1 else replace(order, text=parts[0]))
         charge = self._charge(speech.model, len(order.text), persona)
         fingerprint = payload_hash(asdict(order))
         claim = Idempotency(
@@ -240,8 +255,24 @@ class TextToSpeech:
             await anyio.to_thread.run_sync(claim.fail, failure)
             raise failure from None
         call = _Call(request_id, caller, persona, speech, charge, hold, claim)
-        relay = self._relay(first, chunks, call)
+        relay = (
+            self._relay(first, chunks, call)
+            if len(parts) == 1
+            else self._relay_long(first, chunks, call, parts)
+        )
         return SpeechStream(request_id, AUDIO_CONTENT_TYPES[speech.format], len(order.text), relay)
+
+    def _parts(self, order: SpeechOrder) -> list[str]:
+        """The text as the provider calls it: whole when it fits one call, else split at sentences."""
+        if len(order.text) <= self.max_chars:
+            return [order.text]
+        if order.format not in longform.LONG_FORMATS:
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST,
+                f"a text over {self.max_chars} characters is spoken as one of {list(longform.LONG_FORMATS)}",
+                422,
+            )
+        return longform.split_text(order.text, self.max_chars, self.long_first_chars)
 
     def _charge(self, model: str, chars: int, persona: Persona) -> Charge:
         return self.prices.charge(model, chars, persona.price_multiplier_bps)
@@ -291,6 +322,81 @@ class TextToSpeech:
         elif call.claim.key is not None:
             call.claim.abandon()  # a retry with the key speaks again, free: its request id is billed already
 
+    async def _relay_long(
+        self, first: bytes, chunks: AsyncGenerator[bytes, None], call: _Call, parts: list[str]
+    ) -> AsyncIterator[bytes]:
+        """Part 0 is open already (its first bytes are `first`); the next parts are asked for while it streams,
+        `long_concurrency` in flight, and each is relayed once the ones before it have all been sent."""
+        joiner = longform.AudioJoiner(call.speech.format, call.speech.rate)
+        ahead = _PartsAhead(self.provider, call, parts, self.long_concurrency)
+        kept: bytearray | None = bytearray()  # the whole audio, for a replay, while it stays small enough
+        delivered = audio_ms = 0  # characters whose audio was all sent, and that audio's length
+        outcome = "cut"
+        try:
+            for index, part in enumerate(parts):
+                ahead.start_up_to(index)
+                for piece in [first] if index == 0 else []:
+                    out = joiner.feed(piece)
+                    kept = _keep(kept, out)
+                    if out:
+                        yield out
+                async for chunk in chunks if index == 0 else ahead.stream(index):
+                    out = joiner.feed(chunk)
+                    kept = _keep(kept, out)
+                    if out:
+                        yield out
+                tail, ms = joiner.end_part()
+                kept = _keep(kept, tail)
+                if tail:
+                    yield tail
+                delivered += len(part)
+                audio_ms += ms
+            outcome = "complete"
+        except Exception:
+            outcome = (
+                "failed"  # the provider broke off (or sent what can't be joined): bill what was delivered
+            )
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await ahead.cancel()
+                await chunks.aclose()
+                # A client that went away is billed for every part the provider was asked for (it produced
+                # them); a provider failure only for the parts delivered.
+                billed = delivered if outcome == "failed" else sum(len(p) for p in parts[: ahead.started])
+                audio = bytes(kept) if kept is not None and outcome == "complete" else None
+                await anyio.to_thread.run_sync(self._settle_long, call, billed, audio, audio_ms, outcome)
+
+    def _settle_long(self, call: _Call, chars: int, audio: bytes | None, ms: int, outcome: str) -> None:
+        metrics.PROVIDER_CALLS.labels("error" if outcome == "failed" else "ok").inc()
+        if chars == 0:
+            holds.release(self.sessions, call.hold.hold_id, "the provider delivered nothing")
+            if call.claim.key is not None:
+                call.claim.abandon()
+            return
+        # The whole text's price was held; a text cut short is priced for what it spoke, the rest released.
+        charge = (
+            call.charge
+            if chars >= call.charge.chars
+            else self._charge(call.charge.model, chars, call.persona)
+        )
+        _, created = holds.capture_speech(
+            self.sessions,
+            call.hold,
+            charge,
+            request_id=call.request_id,
+            caller_id=call.caller.id,
+            api_key_id=call.caller.key_id,
+            persona=call.persona,
+            audio_ms=ms,
+        )
+        if created:
+            metrics.USAGE_EVENTS.inc()
+        if audio is not None:
+            call.claim.finish(StoredResponse(200, audio, AUDIO_CONTENT_TYPES[call.speech.format]))
+        elif call.claim.key is not None:
+            call.claim.abandon()
+
     def _persona(self, voice: str, caller: Caller) -> Persona:
         with self.sessions() as session:
             return callable_persona(session, voice, caller)
@@ -299,8 +405,8 @@ class TextToSpeech:
         """What speaking `chars` characters (Unicode code points, as metered) with this persona and `model` (the
         persona's own by default) costs: the same price function the meter uses, so an estimate and the ledger
         never disagree."""
-        if not 1 <= chars <= self.max_chars:
-            raise PlatformError(ErrorCode.INVALID_REQUEST, f"chars must be 1–{self.max_chars}", 422)
+        if not 1 <= chars <= self.text_limit:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, f"chars must be 1–{self.text_limit}", 422)
         with self.sessions() as session:
             persona = visible_persona(session, voice_id, caller)
         chosen = model or persona.model
@@ -335,11 +441,66 @@ class _Call:
     claim: Idempotency
 
 
+def _keep(kept: bytearray | None, out: bytes) -> bytearray | None:
+    if kept is None or len(kept) + len(out) > REPLAY_MAX_BYTES:
+        return None
+    kept += out
+    return kept
+
+
+_END = object()
+
+
+class _PartsAhead:
+    """A long text's parts after the first, each asked for in a task of its own (at most `concurrency` parts in
+    flight, the one being relayed included) and its audio queued until the relay reaches it. The tasks call the
+    provider as the caller, waiting like background work for the tier's slots: later parts may wait for a slot
+    while earlier ones play."""
+
+    def __init__(self, provider: AsyncStepFunClient, call: _Call, parts: list[str], concurrency: int) -> None:
+        self.provider, self.call, self.parts = provider, call, parts
+        self.concurrency = max(1, concurrency)
+        self.started = 1  # part 0 is asked for by `speak`
+        self._queues: dict[int, asyncio.Queue[object]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start_up_to(self, relaying: int) -> None:
+        while self.started < len(self.parts) and self.started < relaying + self.concurrency:
+            queue: asyncio.Queue[object] = asyncio.Queue()
+            request = self.call.speech.model_copy(update={"input": self.parts[self.started]})
+            with calling_as(self.call.caller.id, interactive=False):  # the task copies this context
+                self._tasks.append(asyncio.create_task(self._fetch(request, queue)))
+            self._queues[self.started] = queue
+            self.started += 1
+
+    async def _fetch(self, request: SpeechRequest, queue: asyncio.Queue[object]) -> None:
+        try:
+            async for chunk in self.provider.stream_speech(request):
+                queue.put_nowait(chunk)
+            queue.put_nowait(_END)
+        except Exception as err:  # handed to the relay, which raises it when it reaches this part
+            queue.put_nowait(err)
+
+    async def stream(self, index: int) -> AsyncIterator[bytes]:
+        queue = self._queues.pop(index)
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield cast(bytes, item)
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 @dataclass(frozen=True)
 class SpeechLimits:
     """What a client may put in a speech order (GET /v1/limits)."""
 
     max_chars: int
+    long_max_chars: int  # texts over max_chars and up to this are spoken in parts as one audio
+    long_formats: list[str]
     models: list[str]
     formats: list[str]
     speed: Range
@@ -347,12 +508,19 @@ class SpeechLimits:
     instruction_max_chars: int
     instruction_models: list[str]
     voice_labels: dict[str, list[str]]
+    realtime_session_max_chars: int = 0
 
 
-def speech_limits(max_chars: int, prices: PriceBook) -> SpeechLimits:
-    """The limits a speech call is checked against: `max_chars` is a setting, the rest the provider contract."""
+def speech_limits(
+    max_chars: int, prices: PriceBook, long_max_chars: int = 0, realtime_session_max_chars: int = 0
+) -> SpeechLimits:
+    """The limits a speech call is checked against: the character limits are settings, the rest the provider
+    contract."""
     return SpeechLimits(
         max_chars=max_chars,
+        realtime_session_max_chars=realtime_session_max_chars,
+        long_max_chars=max(max_chars, long_max_chars),
+        long_formats=list(longform.LONG_FORMATS),
         models=list(prices.list_price_per_10k),  # a model without a price can't be metered
         formats=list(RESPONSE_FORMATS),
         speed=SPEED_RANGE,

@@ -157,7 +157,8 @@ def test_settling_claims_every_unsettled_row_once_and_balances(tmp_path: Path) -
         assert stored.amount == sum(r.amount for r in rows)
         assert stored.creator_amount + stored.platform_amount == stored.amount
         assert stored.creator_amount == sum(r.creator_share for r in rows)
-        assert stored.usage_digest == usage_digest(list(rows))  # the streamed digest is the anchored definition
+        # The streamed digest is the anchored definition.
+        assert stored.usage_digest == usage_digest(list(rows))
     with sessions.begin() as session, pytest.raises(PlatformError) as nothing:
         settle_creator(session, creator, book)
     assert nothing.value.code == "nothing_to_settle"

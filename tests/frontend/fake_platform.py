@@ -8,11 +8,15 @@ the fake enforces what it publishes; `GET /quotes` (and `GET /voices/{id}/quote`
 function. Money works like the platform's: a trial credit at sign-up (`GET /balance`), a persona's price is a
 multiplier of the model's list price (`priceMultiplierBps` within the published bounds), the clone fee is taken at
 `POST /voices` and each call at `POST /tts` — `402 insufficient_balance` with `details.needed`/`available` when
-short — and `GET /statements` serves the month's invoice (JSON or CSV) and a creator's earnings.
+short — and `GET /statements` serves the month's invoice (JSON or CSV) and a creator's earnings. Chat: a
+persona's character, `POST /voices/{id}/chat`, the caller's conversations and a streamed `/v1/chat/completions`
+(text deltas, then a WAV as audio deltas) that, like the platform, stores the turn in the `conversation` it names
+(else in a new one).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import csv
 import hashlib
@@ -24,13 +28,14 @@ import threading
 import time
 import uuid
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, File, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 TRIAL_CREDIT = 2_000_000  # ¥2, like the platform's default
 CREATOR_SHARE_BPS = 7000  # the fake's split: 70 % to the creator, 20 % provider cost, 10 % platform margin
@@ -162,6 +167,8 @@ class FakePlatform:
     requests: list[SeenRequest] = field(default_factory=list)
     limits: dict[str, Any] | None = field(default_factory=default_limits)  # None: no GET /v1/limits
     base_url: str = ""
+    conversations: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → {…, messages, _owner}
+    characters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # persona id → versions
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_account(
@@ -741,7 +748,192 @@ def build_app(state: FakePlatform) -> FastAPI:
         found.update(status="confirmed", txHash="0x" + "ef" * 32)
         return public(found)
 
+    add_chat_routes(app, state, caller, visible, charge)
     return app
+
+
+# --- talking with a persona ------------------------------------------------------------------------------------
+
+CHAT_TURN_PRICE = 1_000  # the fake's chat part of a turn (micro-CNY); the spoken part is priced like /tts
+
+
+def fake_reply(persona: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """Like the emulator's stand-in: names the persona, quotes the last user turn, counts earlier messages."""
+    last = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+    earlier = sum(1 for m in messages[:-1] if m.get("role") in ("user", "assistant"))
+    return f"{persona['name']} here. You said: “{last}”. I remember {earlier} earlier messages of ours."
+
+
+def add_chat_routes(app: FastAPI, state: FakePlatform, caller: Any, visible: Any, charge: Any) -> None:
+    """The chat routes: character, POST /voices/{id}/chat, conversations, streamed /v1/chat/completions."""
+
+    def character(persona: dict[str, Any]) -> dict[str, Any]:
+        versions = state.characters.setdefault(persona["id"], [])
+        if not versions:
+            versions.append(
+                {
+                    "version": 0,
+                    "personaPrompt": persona.get("personaPrompt"),
+                    "greeting": None,
+                    "emotion": None,
+                    "style": None,
+                    "language": persona["language"],
+                    "createdAt": now(),
+                }
+            )
+        return versions[-1]
+
+    def shown(persona: dict[str, Any], account: dict[str, Any] | None) -> dict[str, Any]:
+        current = {k: v for k, v in character(persona).items() if v is not None}  # like the platform
+        if account is None or persona["creator"]["id"] != account["id"]:
+            current.pop("personaPrompt", None)
+        return current
+
+    @app.get("/voices/{voice_id}/character")
+    def get_character(voice_id: str, request: Request) -> dict[str, Any]:
+        account = caller(request, required=False)
+        return shown(visible(voice_id, account), account)
+
+    @app.patch("/voices/{voice_id}/character")
+    async def edit_character(voice_id: str, request: Request) -> dict[str, Any]:
+        account = caller(request)
+        persona = visible(voice_id, account)
+        if persona["creator"]["id"] != account["id"]:
+            raise Refused(403, "forbidden", "only the persona's creator can edit its character")
+        changes = json.loads(await request.body() or b"{}")
+        if changes.get("emotion") and changes.get("style"):
+            raise Refused(422, "invalid_persona", "one label at a time: an emotion or a style")
+        edited = {**character(persona), **changes, "createdAt": now()}
+        edited["version"] = character(persona)["version"] + 1
+        state.characters[voice_id].append(edited)
+        return shown(persona, account)
+
+    def turn(
+        account: dict[str, Any], persona: dict[str, Any], messages: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Price and charge one turn (402 before anything is said) → its reply and usage."""
+        if persona["status"] != "live":
+            raise Refused(409, "voice_not_live", f"the persona is {persona['status']}")
+        reply = fake_reply(persona, messages)
+        tts_amount = price(len(reply), int(persona["pricePer10kChars"]))
+        charge(account["id"], CHAT_TURN_PRICE + tts_amount)
+        usage = {
+            "requestId": f"chat_{uuid.uuid4().hex[:12]}",
+            "promptTokens": sum(len(str(m.get("content") or "").split()) for m in messages),
+            "completionTokens": len(reply.split()),
+            "chatAmount": CHAT_TURN_PRICE,
+            "ttsChars": len(reply),
+            "ttsAmount": tts_amount,
+            "amount": CHAT_TURN_PRICE + tts_amount,
+        }
+        return {"reply": reply, "usage": usage, "characterVersion": character(persona)["version"]}
+
+    def store(
+        account: dict[str, Any], persona: dict[str, Any], source: str, conversation_id: str | None, user: str,
+        answer: dict[str, Any],
+    ) -> str:  # fmt: skip
+        conversation = state.conversations.get(conversation_id or "")
+        if conversation is None:
+            conversation_id = f"conv_{uuid.uuid4().hex[:12]}"
+            conversation = state.conversations[conversation_id] = {
+                "id": conversation_id,
+                "personaId": persona["id"],
+                "persona": persona["name"],
+                "source": source,
+                "createdAt": now(),
+                "messages": [],
+                "_owner": account["id"],
+                "_active": 0.0,
+            }
+        seq = len(conversation["messages"])
+        version = answer["characterVersion"]
+        conversation["messages"] += [
+            {"seq": seq, "role": "user", "content": user, "characterVersion": version, "createdAt": now()},
+            {
+                "seq": seq + 1,
+                "role": "assistant",
+                "content": answer["reply"],
+                "characterVersion": version,
+                "createdAt": now(),
+                "usage": answer["usage"],
+            },
+        ]
+        conversation["updatedAt"], conversation["_active"] = now(), time.monotonic()
+        return str(conversation["id"])
+
+    def summary(c: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in c.items() if not k.startswith("_") and k != "messages"}
+        return {**body, "turns": len(c["messages"]), "lastTurn": c["messages"][-1] if c["messages"] else None}
+
+    def own(conversation_id: str, account: dict[str, Any]) -> dict[str, Any]:
+        found = state.conversations.get(conversation_id)
+        if found is None or found["_owner"] != account["id"]:
+            raise Refused(404, "not_found", f"conversation {conversation_id} not found")
+        return found
+
+    @app.post("/voices/{voice_id}/chat")
+    async def chat(voice_id: str, request: Request) -> dict[str, Any]:
+        account = caller(request)
+        persona = visible(voice_id, account)
+        body = json.loads(await request.body() or b"{}")
+        history = own(body["conversation"], account)["messages"] if body.get("conversation") else []
+        message = str(body.get("message") or "")
+        answer = turn(account, persona, [*history, {"role": "user", "content": message}])
+        conversation_id = store(account, persona, "chat", body.get("conversation"), message, answer)
+        audio = base64.b64encode(tone_wav(0.5)).decode() if body.get("audio") else None
+        return {"conversation": conversation_id, "audio": audio, "spoken": answer["reply"], **answer}
+
+    @app.get("/conversations")
+    def conversations(request: Request) -> dict[str, Any]:
+        account = caller(request)
+        mine = [c for c in state.conversations.values() if c["_owner"] == account["id"]]
+        return {"data": [summary(c) for c in sorted(mine, key=lambda c: -c["_active"])]}
+
+    @app.get("/conversations/{conversation_id}")
+    def conversation(conversation_id: str, request: Request) -> dict[str, Any]:
+        found = own(conversation_id, caller(request))
+        return {**summary(found), "messages": found["messages"]}
+
+    @app.delete("/conversations/{conversation_id}")
+    def forget(conversation_id: str, request: Request) -> dict[str, Any]:
+        own(conversation_id, caller(request))
+        del state.conversations[conversation_id]
+        return {"id": conversation_id, "deleted": True}
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Response:
+        """Streamed only (what the front end uses): words as text deltas, then a WAV in two audio deltas."""
+        account = caller(request)
+        body = json.loads(await request.body() or b"{}")
+        persona = visible(str(body.get("model")), account)
+        messages = list(body.get("messages") or [])
+        if not messages or messages[-1].get("role") != "user" or not body.get("stream"):
+            raise Refused(422, "invalid_request", "the fake streams a turn ending in the user's message")
+        answer = turn(account, persona, messages)
+        joined = str(body["conversation"]) if body.get("conversation") else None
+        if joined is not None:
+            own(joined, account)  # another caller's conversation is a 404, as on the platform
+        stored = store(account, persona, "openai", joined, str(messages[-1]["content"]), answer)
+        head = {"id": f"chatcmpl-{answer['usage']['requestId']}", "object": "chat.completion.chunk"}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return f"data: {json.dumps({**head, 'choices': [choice], **extra})}\n\n".encode()
+
+        def events() -> Iterator[bytes]:
+            yield chunk({"role": "assistant", "content": ""})
+            words = answer["reply"].split(" ")
+            for i, word in enumerate(words):
+                yield chunk({"content": word + (" " if i < len(words) - 1 else "")})
+            if body.get("audio"):
+                audio = tone_wav(0.5, rate=24_000)
+                for part in (audio[:44], audio[44:]):  # a header, then PCM: one file once joined
+                    yield chunk({"audio": {"id": "audio_1", "data": base64.b64encode(part).decode()}})
+            yield chunk({}, "stop", voxpersona={**answer["usage"], "conversation": stored})
+            yield b"data: [DONE]\n\n"
+
+        headers = {"X-Request-Id": answer["usage"]["requestId"]}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 class FakePlatformServer:

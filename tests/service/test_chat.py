@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import soundfile as sf
-from openai import APIError, OpenAI
+from openai import APIError, NotFoundError, OpenAI
 
 from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.harness import RunningPlatform, platform_overrides, start_platform
@@ -273,3 +273,41 @@ def test_a_provider_failure_mid_stream_ends_with_an_error_and_bills_what_was_del
     assert (row["amount"] if row else 0) == usage["ttsAmount"]
     assert before - _available(client) == usage["amount"]
     assert client.get("/balance").json()["reserved"] == 0
+
+
+def test_openai_turns_join_one_conversation_when_asked_and_no_one_elses(
+    talk: RunningPlatform, persona: dict[str, Any]
+) -> None:
+    _, key = _funded(talk)
+    client = talk.client(key)
+    sdk = OpenAI(base_url=f"{talk.base_url}/v1", api_key=key)
+    first = sdk.chat.completions.create(
+        model=persona["id"], messages=[{"role": "user", "content": "Good evening, keeper."}]
+    )
+    conversation = first.model_extra["voxpersona"]["conversation"] if first.model_extra else None
+    assert conversation
+    history = [
+        {"role": "user", "content": "Good evening, keeper."},
+        {"role": "assistant", "content": first.choices[0].message.content or ""},
+        {"role": "user", "content": "Is the light still burning?"},
+    ]
+    chunks = list(
+        sdk.chat.completions.create(
+            model=persona["id"], messages=history, stream=True, extra_body={"conversation": conversation}
+        )
+    )
+    done = [c.model_extra["voxpersona"] for c in chunks if c.model_extra and c.model_extra.get("voxpersona")]
+    assert done and done[-1]["conversation"] == conversation  # the streamed turn joined it
+    stored = client.get(f"/conversations/{conversation}").json()
+    assert [m["content"] for m in stored["messages"] if m["role"] == "user"] == [
+        "Good evening, keeper.",
+        "Is the light still burning?",
+    ]
+    _, other_key = _funded(talk)
+    other = OpenAI(base_url=f"{talk.base_url}/v1", api_key=other_key, max_retries=0)
+    with pytest.raises(NotFoundError):  # another caller's conversation looks missing
+        other.chat.completions.create(
+            model=persona["id"],
+            messages=[{"role": "user", "content": "Let me in."}],
+            extra_body={"conversation": conversation},
+        )

@@ -17,6 +17,7 @@ from encoders.voices import VoiceSet
 from tests.service.test_end_to_end import create_live_persona
 
 TTS_MAX_CHARS = 40  # small, so speaking exactly the limit stays quick
+TTS_LONG_MAX_CHARS = 120  # longer texts are spoken in parts, up to this
 UPLOAD_LIMIT = 3 * 1024 * 1024
 
 
@@ -29,7 +30,12 @@ def spec() -> dict[str, Any]:
 def limited(emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     overrides = platform_overrides(tmp_path_factory.mktemp("limits"), emulator)
     running = start_platform(
-        [*overrides, f"server.tts_max_chars={TTS_MAX_CHARS}", f"server.max_upload_bytes={UPLOAD_LIMIT}"]
+        [
+            *overrides,
+            f"server.tts_max_chars={TTS_MAX_CHARS}",
+            f"server.tts_long_max_chars={TTS_LONG_MAX_CHARS}",
+            f"server.max_upload_bytes={UPLOAD_LIMIT}",
+        ]
     )
     try:
         yield running
@@ -117,20 +123,22 @@ def test_limits_need_no_key_and_match_what_the_schema_and_the_server_enforce(
     assert fields["visibility"]["enum"] == persona["visibilities"]
 
 
-def test_tts_accepts_exactly_max_chars_and_refuses_one_more(
+def test_tts_accepts_exactly_the_long_form_limit_and_refuses_one_more(
     limited: RunningPlatform, voice_set: VoiceSet
 ) -> None:
     _, creator_key = limited.sign_up("creator")
     voice = create_live_persona(limited, creator_key, voice_set.clips[5].mp3_path.read_bytes())["id"]
     _, key = limited.sign_up("consumer")
     client = limited.client(key)
-    max_chars = client.get("/v1/limits").json()["tts"]["maxChars"]
-    text = ("Speak these words. " * 10)[:max_chars]
+    tts = client.get("/v1/limits").json()["tts"]
+    assert (tts["maxChars"], tts["longMaxChars"]) == (TTS_MAX_CHARS, TTS_LONG_MAX_CHARS)
+    text = ("Speak these words. " * 10)[: tts["longMaxChars"]]
 
     refused = client.post("/tts", json={"voice": voice, "text": text + "x"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_text"
     spoken = client.post("/tts", json={"voice": voice, "text": text, "format": "wav"})
-    assert spoken.status_code == 200 and spoken.headers["x-usage-chars"] == str(max_chars)
+    assert spoken.status_code == 200 and spoken.headers["x-usage-chars"] == str(len(text))
+    assert len(spoken.content) > 0
 
 
 def test_a_quote_is_the_amount_the_call_is_metered_at(limited: RunningPlatform, voice_set: VoiceSet) -> None:
@@ -164,7 +172,7 @@ def test_a_quote_is_the_amount_the_call_is_metered_at(limited: RunningPlatform, 
     assert metered["unitPrice"] == unit
     assert metered["amount"] >= -(-len(text) * unit // 10_000)  # rounded up, never free
     assert client.get("/balance").json()["available"] == before - metered["amount"]
-    too_long = client.get(f"/voices/{persona['id']}/quote", params={"chars": TTS_MAX_CHARS + 1})
+    too_long = client.get(f"/voices/{persona['id']}/quote", params={"chars": TTS_LONG_MAX_CHARS + 1})
     assert too_long.status_code == 422 and too_long.json()["error"]["code"] == "invalid_request"
 
 
