@@ -319,7 +319,8 @@ class ProviderCalls:
 
 class _TimedStream(httpx.SyncByteStream):
     def __init__(self, inner: httpx.SyncByteStream, done: Callable[[float | None, float], None]) -> None:
-        self._inner, self._done, self._first = inner, done, None
+        self._inner, self._done = inner, done
+        self._first: float | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
@@ -336,7 +337,8 @@ class _TimedStream(httpx.SyncByteStream):
 
 class _AsyncTimedStream(httpx.AsyncByteStream):
     def __init__(self, inner: httpx.AsyncByteStream, done: Callable[[float | None, float], None]) -> None:
-        self._inner, self._done, self._first = inner, done, None
+        self._inner, self._done = inner, done
+        self._first: float | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._inner:

@@ -46,21 +46,7 @@ from bentos.core.errors import ErrorCode, PlatformError
 from bentos.stepfun.chat_models import ChatMessage
 
 router = APIRouter(tags=["chat"])
-CHAT_ERRORS = error_responses(400, 401, 402, 404, 409, 410, 422, 429, 451, 502)
-# OpenAI's built-in voice names mean "the persona's own voice" (an SDK example may send one).
-OPENAI_VOICES = {
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "fable",
-    "nova",
-    "onyx",
-    "sage",
-    "shimmer",
-    "verse",
-}
+CHAT_ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 451, 502)
 STREAM_DOC: dict[int | str, dict[str, Any]] = {
     **CHAT_ERRORS,
     200: {
@@ -101,7 +87,7 @@ class ConversationDeleted(BaseModel):
 # --- character ---------------------------------------------------------------------------------------------
 
 
-@router.patch("/voices/{voice_id}/character", responses=error_responses(401, 403, 404, 410, 422))
+@router.patch("/voices/{voice_id}/character", responses=error_responses(400, 401, 403, 404, 410, 422))
 def edit_persona_character(
     voice_id: str, body: CharacterEdit, platform: PlatformDep, account: CallerDep
 ) -> CharacterView:
@@ -159,18 +145,13 @@ def forget_conversation(
 
 
 def _audio_of(body: OpenAIChat) -> AudioOut | None:
+    """The reply's audio, if asked for: the persona named by `model` speaks it (`audio.voice` is documented as
+    that id; any other value means the same voice), in `audio.format` (mp3 when `audio` is left out)."""
     if not body.wants_audio():
         return None
     if body.audio is None:
-        raise PlatformError(
-            ErrorCode.INVALID_REQUEST, "audio: {voice, format} is required for audio output", 422
-        )
-    voice = body.audio.voice_id()
-    if voice != body.model and voice not in OPENAI_VOICES:
-        raise PlatformError(
-            ErrorCode.INVALID_REQUEST, "audio.voice must be the persona (the same id as model)", 422
-        )
-    if body.audio.format not in AUDIO_FORMATS:
+        return AudioOut("mp3")
+    if body.audio.format not in AUDIO_FORMATS:  # the schema's enum already says so
         raise PlatformError(
             ErrorCode.INVALID_REQUEST, f"audio.format must be one of {list(AUDIO_FORMATS)}", 422
         )

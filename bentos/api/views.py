@@ -186,9 +186,9 @@ class LookAlikeView(View):
 class CharacterView(View):
     version: int = Field(description="0: as created; every edit adds one")
     persona_prompt: str | None = Field(default=None, description="its creator only")
-    greeting: str | None
-    emotion: str | None
-    style: str | None
+    greeting: str | None = None
+    emotion: str | None = None
+    style: str | None = None
     language: str
     created_at: IsoTime = None
 

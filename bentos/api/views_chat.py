@@ -19,7 +19,8 @@ from bentos.core.chat import (
     Turn,
     TurnUsage,
 )
-from bentos.core.personas import PROMPT_MAX_CHARS
+from bentos.core.personas import LANGUAGES, PROMPT_MAX_CHARS
+from bentos.stepfun.models import EMOTION_LABELS, STYLE_LABELS_ALL, STYLE_LABELS_TTS2
 
 ShortId = Annotated[str, StringConstraints(max_length=64)]
 MESSAGE_MAX_CHARS = 8_000  # a hard bound for the schema; chat.max_message_chars is the finer limit
@@ -32,16 +33,30 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class CharacterEdit(_Body):
-    """Only the fields sent change; `null` clears greeting, emotion or style."""
+def _labels(values: tuple[str, ...] | list[str], nullable: bool = True) -> dict[str, Any]:
+    """An enum in the schema (the domain checks it too); `null` clears the field where it may be cleared."""
+    return {"enum": [*values, *([None] if nullable else [])]}
 
-    persona_prompt: str | None = Field(default=None, alias="personaPrompt", max_length=PROMPT_MAX_CHARS)
+
+class CharacterEdit(_Body):
+    """Only the fields sent change (at least one); `null` clears greeting, emotion or style. With both an
+    emotion and a style, speech uses the emotion (the provider takes one voice label)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra={"minProperties": 1})
+
+    persona_prompt: str = Field(default=None, alias="personaPrompt", max_length=PROMPT_MAX_CHARS)  # type: ignore[assignment]
     greeting: str | None = Field(default=None, max_length=GREETING_MAX_CHARS)
     emotion: str | None = Field(
-        default=None, max_length=16, description="one of the provider's emotion labels"
+        default=None,
+        description="one of the provider's emotion labels",
+        json_schema_extra=_labels(EMOTION_LABELS),
     )
-    style: str | None = Field(default=None, max_length=16, description="one of the provider's style labels")
-    language: str | None = Field(default=None, max_length=8, description="en | zh")
+    style: str | None = Field(
+        default=None,
+        description="one of the provider's style labels (some only on step-tts-2)",
+        json_schema_extra=_labels(STYLE_LABELS_ALL + STYLE_LABELS_TTS2),
+    )
+    language: str = Field(default=None, json_schema_extra=_labels(LANGUAGES, nullable=False))  # type: ignore[assignment]
 
     def changes(self) -> dict[str, str | None]:
         return self.model_dump(exclude_unset=True)
@@ -185,7 +200,9 @@ class OpenAIChat(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: ShortId
-    messages: list[OpenAIMessage] = Field(min_length=1, max_length=256)
+    messages: list[OpenAIMessage] = Field(
+        min_length=1, max_length=256, description="the last `2 × chat.history_turns + 1` go to the model"
+    )
     modalities: list[Literal["text", "audio"]] | None = None
     audio: OpenAIAudio | None = None
     stream: bool = False

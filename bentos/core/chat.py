@@ -49,8 +49,10 @@ from bentos.stepfun.models import (
 from bentos.store.models import Conversation, ConversationTurn, Persona, PersonaCharacter, utcnow
 
 GREETING_MAX_CHARS = 500
-AUDIO_FORMATS = ("mp3", "wav", "pcm16", "flac", "opus")  # OpenAI's names; pcm16 = StepFun's pcm
-STREAM_AUDIO_FORMATS = ("mp3", "wav", "pcm16")  # formats whose per-sentence pieces join into one stream
+# OpenAI's names (pcm16 = StepFun's pcm): the formats whose per-sentence pieces join into one stream, offered
+# streamed or not so that one body means the same either way (flac and opus are not offered).
+STREAM_AUDIO_FORMATS = ("mp3", "wav", "pcm16")
+AUDIO_FORMATS = STREAM_AUDIO_FORMATS
 PCM_RATE = 24_000  # OpenAI's pcm16: 24 kHz, 16-bit little-endian, mono
 _SENTENCE_END = re.compile(r"[.!?。！？…]+[\"'”’)）]*(\s+|$)")
 PROMPT_SAFETY = 1.25  # holds size the prompt above our estimate: the provider's tokenizer may count more
@@ -64,7 +66,6 @@ class ChatSettings:
     max_reply_tokens: int = 300  # the most tokens a reply may have (what a turn's hold allows)
     max_message_chars: int = 2_000
     max_spoken_chars: int = 1_000  # the most reply characters spoken per turn (the rest is text only)
-    max_messages: int = 64  # per OpenAI-compatible request
 
     def __post_init__(self) -> None:
         if min(self.history_turns, self.max_reply_tokens, self.max_message_chars, self.max_spoken_chars) < 1:
@@ -119,8 +120,6 @@ def _check_character(persona: Persona, c: Character) -> None:
         problems.append(
             f"style {c.style!r} is only supported on step-tts-2 (this persona speaks {persona.model})"
         )
-    if c.emotion is not None and c.style is not None:
-        problems.append("set an emotion or a style, not both: the provider takes one voice label")
     if problems:
         raise PlatformError(ErrorCode.INVALID_PERSONA, "; ".join(problems), 422)
 
@@ -709,20 +708,10 @@ class ChatService:
     def _openai_messages(
         self, caller: Caller, persona_id: str, messages: list[ChatMessage]
     ) -> tuple[Persona, Character, list[ChatMessage]]:
-        if not messages or len(messages) > self.settings.max_messages:
-            raise PlatformError(
-                ErrorCode.INVALID_REQUEST, f"messages must hold 1–{self.settings.max_messages} messages", 422
-            )
-        if messages[-1].role != "user":
-            raise PlatformError(ErrorCode.INVALID_REQUEST, "the last message must be the user's", 422)
-        for m in messages:
-            if len(m.content) > self.settings.max_message_chars:
-                raise PlatformError(
-                    ErrorCode.INVALID_REQUEST,
-                    f"each message must be at most {self.settings.max_message_chars} characters",
-                    422,
-                )
-        self._check_message(messages[-1].content)
+        # What the schema allows is answered (the body's size is bounded by the request guard): only the last
+        # `history_turns` exchanges go to the provider, whoever spoke last.
+        if not messages:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, "messages must hold at least one message", 422)
         with self.sessions() as session:
             persona = callable_persona(session, persona_id, caller)
             character = current_character(session, persona)

@@ -93,10 +93,10 @@ def test_the_creator_versions_the_character_and_only_the_creator_reads_the_promp
     wrong = creator.patch(f"/voices/{voice}/character", json={"emotion": "sleepy"})
     assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "invalid_persona"
     both = creator.patch(f"/voices/{voice}/character", json={"style": "温柔"})
-    assert both.status_code == 422  # an emotion is set: the provider takes one voice label
+    assert both.status_code == 200  # kept beside the emotion; speech uses the emotion (one voice label)
     cleared = creator.patch(f"/voices/{voice}/character", json={"emotion": None})
     assert cleared.status_code == 200 and cleared.json()["emotion"] is None
-    assert cleared.json()["version"] == first["version"] + 2
+    assert cleared.json()["style"] == "温柔" and cleared.json()["version"] == first["version"] + 3
 
 
 def test_a_conversation_keeps_a_bounded_history_and_can_be_deleted(
