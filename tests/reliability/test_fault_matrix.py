@@ -40,6 +40,9 @@ from encoders.voices import VoiceSet
 from tests.reliability.conftest import MatrixRow, fault_overrides
 from tests.service.test_end_to_end import create_live_persona
 
+# The whole matrix runs in the slow pass (CI runs it; `make reliability` reports it).
+pytestmark = pytest.mark.slow
+
 # Several sentences: the provider streams one audio chunk per sentence, so a slow stream has gaps to slow.
 LONG_TEXT = "A trickle of speech. It comes slowly. Then a little more. And the end of it."
 

@@ -34,6 +34,7 @@ def _failures(outcomes: list[Outcome]) -> list[str]:
     return [f"{o.case.name}: {o.problem}" for o in outcomes if not o.passed]
 
 
+@pytest.mark.slow  # with the whole corpus in the slow pass (CI runs both); `make reliability` reports it
 def test_hostile_json_requests_get_their_error_and_store_nothing(target: Target) -> None:
     quick = [c for c in json_cases() if c.slow_loris is None and "personas" not in c.stores]
     assert len(quick) >= 30
