@@ -49,6 +49,7 @@ def test_encoder_comparison_notebook_reports_every_encoder(
     assert "logged run" in text
 
 
+@pytest.mark.slow  # trains a tiny ECAPA (~12 s): in the slow pass, which CI runs
 def test_ecapa_training_notebook_trains_and_registers(
     isolated_mlflow: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

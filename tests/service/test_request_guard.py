@@ -254,6 +254,8 @@ def test_a_500_leaves_the_keep_alive_connection_usable(
         return real()
 
     monkeypatch.setattr(health, "as_dict", fails_once)
+    # A library's logging.config.dictConfig run earlier in the session may have disabled existing loggers.
+    monkeypatch.setattr(logging.getLogger("bentos.api.guard"), "disabled", False)
     local_ports: list[int] = []
 
     def note_port(response: httpx.Response) -> None:

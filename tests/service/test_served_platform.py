@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bentos.devkit.emulator_process import EmulatorProcess
 from bentos.devkit.harness import platform_overrides, wait_for
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
 
 
+@pytest.mark.slow  # `bentoml serve` with GE2E (~15 s): in the slow pass, which CI runs
 def test_a_served_platform_embeds_through_the_encoder_service_with_ge2e(
     emulator: EmulatorProcess, voice_set: VoiceSet, tmp_path: Path
 ) -> None:
