@@ -241,8 +241,17 @@ def test_two_file_fields_are_ambiguous(guarded: RunningPlatform) -> None:
         assert session.scalar(select(func.count()).select_from(StoredFile)) == before
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_a_500_leaves_the_keep_alive_connection_usable(
-    guarded: RunningPlatform, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    guarded: RunningPlatform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     health = guarded.platform.provider_health
     real, calls = health.as_dict, []
@@ -254,8 +263,6 @@ def test_a_500_leaves_the_keep_alive_connection_usable(
         return real()
 
     monkeypatch.setattr(health, "as_dict", fails_once)
-    # A library's logging.config.dictConfig run earlier in the session may have disabled existing loggers.
-    monkeypatch.setattr(logging.getLogger("bentos.api.guard"), "disabled", False)
     local_ports: list[int] = []
 
     def note_port(response: httpx.Response) -> None:
@@ -263,16 +270,23 @@ def test_a_500_leaves_the_keep_alive_connection_usable(
 
     client = guarded.client()
     client.event_hooks["response"] = [note_port]
-    # A library's logging.config call earlier in the run may have disabled loggers that already existed.
-    monkeypatch.setattr(logging.getLogger("bentos.api.guard"), "disabled", False)
-    with caplog.at_level(logging.ERROR, logger="bentos.api.guard"):
+    # A library's logging.config call earlier in the run may have disabled loggers that already existed, or
+    # changed what reaches the root logger: listen on the guard's own logger.
+    guard_log = logging.getLogger("bentos.api.guard")
+    monkeypatch.setattr(guard_log, "disabled", False)
+    monkeypatch.setattr(guard_log, "level", logging.NOTSET)
+    heard = _Records()
+    guard_log.addHandler(heard)
+    try:
         first = client.get("/health")
+    finally:
+        guard_log.removeHandler(heard)
     assert first.status_code == 500
     assert first.json() == {
         "error": {"code": "internal_error", "message": first.json()["error"]["message"], "retryable": True}
     }
     assert "boom" not in first.text
-    assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in caplog.records)  # logged, with the trace
+    assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in heard.records)  # logged, with the trace
     for _ in range(2):
         assert client.get("/health").status_code == 200
     assert len(local_ports) == 3 and len(set(local_ports)) == 1  # one connection throughout
