@@ -14,7 +14,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from web3 import Web3
 
-DEV_ACCOUNT_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+# The public test mnemonic anvil and hardhat fund on every dev chain; account #1 (the platform signs with #0).
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ACCOUNT_PATH = "m/44'/60'/0'/0/1"
 _ABI: list[dict[str, Any]] = [
     {
         "type": "function",
@@ -48,12 +50,12 @@ class DemoWalletError(RuntimeError):
 class DemoWallet:
     rpc_url: str
     chain_id: int
-    key: str = DEV_ACCOUNT_KEY
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         self._w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10}))
-        self._account = Account.from_key(self.key)
+        Account.enable_unaudited_hdwallet_features()  # derivation from the public dev mnemonic
+        self._account = Account.from_mnemonic(DEV_MNEMONIC, account_path=DEV_ACCOUNT_PATH)
 
     def __repr__(self) -> str:  # never the key
         return f"DemoWallet({self.address} on {self.rpc_url})"
@@ -68,7 +70,7 @@ class DemoWallet:
 
     def sign(self, message: str) -> str:
         """EIP-191 personal_sign of `message` ('0x' + 130 hex digits), as `PATCH /accounts/me` expects."""
-        signed = Account.sign_message(encode_defunct(text=message), private_key=self.key)
+        signed = self._account.sign_message(encode_defunct(text=message))
         return "0x" + bytes(signed.signature).hex()
 
     def claimable(self, contract: str) -> int:
