@@ -39,7 +39,7 @@ from .protocol import Call, ChatSseDecoder, RetryEvent, SseDecoder, check, event
 from .settings import ProviderSettings
 
 T = TypeVar("T")
-Opened = tuple[httpx.Response, AsyncIterator[SpeechEvent], SpeechEvent | None, Permit]
+E = TypeVar("E")  # what a streamed call yields: speech events, chat deltas
 _USER_AGENT = "voxpersona-stepfun/0.1"
 REQUESTS = Counter(
     "stepfun_requests",
@@ -252,21 +252,25 @@ class StepFunClient(_ClientBase):
     def _stream(self, req: SpeechRequest) -> Iterator[SpeechEvent]:
         call = protocol.speech(req)
         sse = req.stream_format == "sse"
+        yield from self._relay(call, call.operation, "stream_speech", lambda r: _sync_events(r, sse))
 
-        def open_first() -> tuple[httpx.Response, Iterator[SpeechEvent], SpeechEvent | None, Permit]:
-            # The retried unit: send, check status, and read up to the first event (first bytes).
+    def _relay(
+        self, call: Call[Any], attempt: str, policy: str, events_of: Callable[[httpx.Response], Iterator[E]]
+    ) -> Iterator[E]:
+        """A streamed call: sending it and reading up to its first event is retried (the unit `open_first`);
+        after the first event nothing is retried — a break raises, and what was yielded stays yielded."""
+
+        def open_first() -> tuple[httpx.Response, Iterator[E], E | None, Permit]:
             permit = self._permit()
             try:
-                with self._attempt(call.operation):
-                    http_request = self._http.build_request(
-                        call.method, self._path(call), **call.request_kwargs()
-                    )
-                    response = self._http.send(http_request, stream=True)
+                with self._attempt(attempt):
+                    request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                    response = self._http.send(request, stream=True)
                     try:
                         if not response.is_success:
                             response.read()
                             check(response, self.settings.secret)
-                        events = _sync_events(response, sse)
+                        events = events_of(response)
                         first = next(events, None)
                     except BaseException:
                         response.close()
@@ -276,15 +280,13 @@ class StepFunClient(_ClientBase):
                 raise
             return response, events, first, permit
 
-        response, events, first, permit = Retrying(**self._policy("stream_speech"))(open_first)
+        response, events, first, permit = Retrying(**self._policy(policy))(open_first)
         try:
             if first is not None:
                 yield first
             try:
                 yield from events
-            except (
-                httpx.TransportError
-            ) as exc:  # after the first byte: no retry, the caller has audio already
+            except httpx.TransportError as exc:  # after the first event: the caller has some already
                 raise protocol.error_from_transport(exc) from exc
         finally:
             response.close()
@@ -311,37 +313,7 @@ class StepFunClient(_ClientBase):
                 if delta is not None:
                     yield delta
 
-        def open_first() -> tuple[httpx.Response, Iterator[ChatDelta], ChatDelta | None, Permit]:
-            permit = self._permit()
-            try:
-                with self._attempt("stream_chat"):
-                    request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
-                    response = self._http.send(request, stream=True)
-                    try:
-                        if not response.is_success:
-                            response.read()
-                            check(response, self.settings.secret)
-                        events = deltas(response)
-                        first = next(events, None)
-                    except BaseException:
-                        response.close()
-                        raise
-            except BaseException:
-                permit.release()
-                raise
-            return response, events, first, permit
-
-        response, events, first, permit = Retrying(**self._policy("stream_chat"))(open_first)
-        try:
-            if first is not None:
-                yield first
-            try:
-                yield from events
-            except httpx.TransportError as exc:
-                raise protocol.error_from_transport(exc) from exc
-        finally:
-            response.close()
-            permit.release()
+        yield from self._relay(call, "stream_chat", "stream_chat", deltas)
 
 
 def _sync_events(response: httpx.Response, sse: bool) -> Iterator[SpeechEvent]:
@@ -489,20 +461,31 @@ class AsyncStepFunClient(_ClientBase):
     async def _stream(self, req: SpeechRequest) -> AsyncIterator[SpeechEvent]:
         call = protocol.speech(req)
         sse = req.stream_format == "sse"
+        async for event in self._relay(
+            call, call.operation, "stream_speech", lambda r: _async_events(r, sse)
+        ):
+            yield event
 
-        async def open_first() -> Opened:
+    async def _relay(
+        self,
+        call: Call[Any],
+        attempt: str,
+        policy: str,
+        events_of: Callable[[httpx.Response], AsyncIterator[E]],
+    ) -> AsyncIterator[E]:
+        """StepFunClient._relay, awaited."""
+
+        async def open_first() -> tuple[httpx.Response, AsyncIterator[E], E | None, Permit]:
             permit = await self._permit()
             try:
-                with self._attempt(call.operation):
-                    http_request = self._http.build_request(
-                        call.method, self._path(call), **call.request_kwargs()
-                    )
-                    response = await self._http.send(http_request, stream=True)
+                with self._attempt(attempt):
+                    request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
+                    response = await self._http.send(request, stream=True)
                     try:
                         if not response.is_success:
                             await response.aread()
                             check(response, self.settings.secret)
-                        events = _async_events(response, sse)
+                        events = events_of(response)
                         first = await anext(events, None)
                     except BaseException:
                         await response.aclose()
@@ -512,7 +495,9 @@ class AsyncStepFunClient(_ClientBase):
                 raise
             return response, events, first, permit
 
-        opened: Opened = await AsyncRetrying(**self._policy("stream_speech"))(open_first)
+        opened: tuple[httpx.Response, AsyncIterator[E], E | None, Permit] = await AsyncRetrying(
+            **self._policy(policy)
+        )(open_first)
         response, events, first, permit = opened
         try:
             if first is not None:
@@ -545,38 +530,5 @@ class AsyncStepFunClient(_ClientBase):
                 if delta is not None:
                     yield delta
 
-        async def open_first() -> tuple[httpx.Response, AsyncIterator[ChatDelta], ChatDelta | None, Permit]:
-            permit = await self._permit()
-            try:
-                with self._attempt("stream_chat"):
-                    request = self._http.build_request(call.method, self._path(call), **call.request_kwargs())
-                    response = await self._http.send(request, stream=True)
-                    try:
-                        if not response.is_success:
-                            await response.aread()
-                            check(response, self.settings.secret)
-                        events = deltas(response)
-                        first = await anext(events, None)
-                    except BaseException:
-                        await response.aclose()
-                        raise
-            except BaseException:
-                permit.release()
-                raise
-            return response, events, first, permit
-
-        opened: tuple[
-            httpx.Response, AsyncIterator[ChatDelta], ChatDelta | None, Permit
-        ] = await AsyncRetrying(**self._policy("stream_chat"))(open_first)
-        response, events, first, permit = opened
-        try:
-            if first is not None:
-                yield first
-            try:
-                async for delta in events:
-                    yield delta
-            except httpx.TransportError as exc:
-                raise protocol.error_from_transport(exc) from exc
-        finally:
-            await response.aclose()
-            permit.release()
+        async for delta in self._relay(call, "stream_chat", "stream_chat", deltas):
+            yield delta
