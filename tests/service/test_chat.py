@@ -16,7 +16,7 @@ import soundfile as sf
 from openai import APIError, NotFoundError, OpenAI
 
 from bentos.devkit.emulator_process import EmulatorProcess
-from bentos.devkit.harness import RunningPlatform, platform_overrides, start_platform
+from bentos.devkit.harness import RunningPlatform, platform_overrides, start_platform, wait_for
 from encoders.voices import VoiceSet
 from tests.service.test_end_to_end import create_live_persona
 
@@ -265,7 +265,16 @@ def test_a_provider_failure_mid_stream_ends_with_an_error_and_bills_what_was_del
     error = raised.value.body
     assert isinstance(error, dict) and error["code"] == "provider_unavailable" and error["retryable"]
     assert text  # some text came before the failure
-    turn = client.get("/conversations").json()["data"][0]["lastTurn"]
+
+    def settled() -> (
+        dict[str, Any] | None
+    ):  # the turn is billed as its stream ends, just after the error event
+        if client.get("/balance").json()["reserved"] != 0:
+            return None
+        found = client.get("/conversations").json()["data"]
+        return found[0]["lastTurn"] if found else None
+
+    turn = wait_for(settled, timeout=30, what="the broken turn billed")
     assert turn["content"] == text  # what was delivered, and only that, is billed
     usage = turn["usage"]
     assert usage["completionTokens"] < 40 and usage["chatAmount"] > 0
