@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from streamlit_app.api_client import ApiError
+from streamlit_app.money import format_cny
 
 NEXT_STEP: dict[str, str] = {
     # No numbers here: the limits are the platform's (its message states them, the Create page shows them).
@@ -30,3 +31,24 @@ def show_api_error(err: ApiError, *, context: str | None = None) -> None:
     elif err.retryable:
         lines.append("This is temporary — try again.")
     st.error("  \n".join(lines), icon=":material/error:")
+
+
+WALLET_PAGE = "views/wallet.py"
+TOP_UP_HINT = "Top up on **Wallet** (a crypto deposit) or ask an admin for credit, then try again."
+
+
+def show_short_of_money(
+    err: ApiError, cost: str, outcome: str, *, purpose: str = "", needed_otherwise: int | None = None
+) -> None:
+    """A 402 `insufficient_balance` in plain words: what it would cost (`cost`, e.g. "this call costs"), what is
+    available, what did not happen (`outcome`) and where to top up."""
+    needed = err.details.get("needed", needed_otherwise)
+    available = err.details.get("available")
+    have = f" and you have {format_cny(available)} available" if isinstance(available, int) else ""
+    lead = (
+        f"Not enough balance{purpose}: {cost} {format_cny(needed)}{have}."
+        if isinstance(needed, int)
+        else f"Not enough balance{purpose}."
+    )
+    st.error(f"{lead} {outcome} {TOP_UP_HINT}", icon=":material/error:")
+    st.page_link(WALLET_PAGE, label="Top up on Wallet", icon=":material/account_balance_wallet:")

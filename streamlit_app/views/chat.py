@@ -17,15 +17,13 @@ import streamlit as st
 from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, Balance, Character, ChatTurn, Persona, PlatformClient
 from streamlit_app.money import format_cny
-from streamlit_app.notices import show_api_error
+from streamlit_app.notices import show_api_error, show_short_of_money
 
 _THREAD = "vp_chat_thread"  # {"persona": id, "messages": [{role, content, audio?, cost?}], "stored": [ids]}
 _PICKED = "vp_chat_persona"  # the persona select box
 _CHARACTERS = "vp_chat_characters"  # persona id → its character, fetched once a session
 _NOTICE = "vp_chat_notice"  # what a list button's callback has to say on the next run
 SENT_MESSAGES = 16  # earlier messages sent with a turn (the platform keeps its own, smaller window of these)
-WALLET_PAGE = "views/wallet.py"
-TOP_UP_HINT = "Top up on **Wallet** (a crypto deposit) or ask an admin for credit, then try again."
 
 
 def choices(api: PlatformClient, wanted: str | None) -> dict[str, Persona]:
@@ -60,20 +58,6 @@ def character(persona_id: str, *, fresh: bool = False) -> Character | None:
             except ApiError:
                 return None
     return known[persona_id]
-
-
-def show_short_of_money(err: ApiError) -> None:
-    """A 402 in plain words: what the turn may cost, what is available, where to top up."""
-    needed, available = err.details.get("needed"), err.details.get("available")
-    if isinstance(needed, int) and isinstance(available, int):
-        lead = (
-            f"Not enough balance: a reply can cost up to {format_cny(needed)} and you have "
-            f"{format_cny(available)} available."
-        )
-    else:
-        lead = "Not enough balance for a reply."
-    st.error(f"{lead} Nothing was said and nothing was charged. {TOP_UP_HINT}", icon=":material/error:")
-    st.page_link(WALLET_PAGE, label="Top up on Wallet", icon=":material/account_balance_wallet:")
 
 
 def show_message(message: dict[str, Any]) -> None:
@@ -257,7 +241,9 @@ def take_turn(persona: Persona, talk: dict[str, Any], message: str) -> None:
             stream = api.stream_chat(persona["id"], sent, audio_format="wav", conversation=joined)
         except ApiError as err:
             if err.code == "insufficient_balance":
-                show_short_of_money(err)
+                show_short_of_money(
+                    err, "a reply can cost up to", "Nothing was said and nothing was charged."
+                )
             else:
                 show_api_error(err, context="No reply")
             return

@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, FileIntake, PersonaLimits, PipelineLimits, Prices, UploadLimits
 from streamlit_app.money import format_cny
-from streamlit_app.notices import show_api_error
+from streamlit_app.notices import show_api_error, show_short_of_money
 from streamlit_app.pipeline import is_final
 from streamlit_app.progress import GENERATE_PAGE, PERSONA_PAGE, follow_pipeline, show_outcome
 from streamlit_app.samples import play_sample
@@ -126,18 +126,6 @@ def clone_fee_text(prices: Prices) -> str:
     )
 
 
-def show_short_of_money(err: ApiError, prices: Prices) -> None:
-    needed = err.details.get("needed", prices["cloneFee"])
-    available = err.details.get("available")
-    have = f" and you have {format_cny(available)} available" if isinstance(available, int) else ""
-    st.error(
-        f"Not enough balance to create a persona: the clone fee is {format_cny(int(needed))}{have}. "
-        "Nothing was created. Top up on **Wallet** (a crypto deposit) or ask an admin for credit, then try again.",
-        icon=":material/error:",
-    )
-    st.page_link("views/wallet.py", label="Top up on Wallet", icon=":material/account_balance_wallet:")
-
-
 def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Prices) -> None:
     st.subheader("2 · The persona")
     with st.form("persona"):
@@ -224,7 +212,13 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
             )
         except ApiError as err:
             if err.code == "insufficient_balance":
-                show_short_of_money(err, prices)
+                show_short_of_money(
+                    err,
+                    "the clone fee is",
+                    "Nothing was created.",
+                    purpose=" to create a persona",
+                    needed_otherwise=prices["cloneFee"],
+                )
             else:
                 show_api_error(err, context="The persona was not created")
             if err.status in (402, 409):  # same key, different body: the next click is a new request

@@ -25,15 +25,13 @@ from streamlit_app.api_client import (
     VoiceLabel,
 )
 from streamlit_app.money import format_cny
-from streamlit_app.notices import show_api_error
+from streamlit_app.notices import TOP_UP_HINT, show_api_error, show_short_of_money
 
 PLAYABLE = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg"}
 _RESULT = "vp_generate_result"
 _QUOTE = (
     "vp_generate_quote"  # the last quote asked: {"key": (voice, model, chars), "quote": Quote | ApiError}
 )
-WALLET_PAGE = "views/wallet.py"
-TOP_UP_HINT = "Top up on **Wallet** (a crypto deposit) or ask an admin for credit, then try again."
 
 
 def choices(api: PlatformClient, wanted: str | None) -> dict[str, Persona]:
@@ -97,20 +95,6 @@ def show_price(voice_id: str, model: str, text: str, funds: Balance | None) -> N
             f"({format_cny(answer['amount'])}). {TOP_UP_HINT}",
             icon=":material/account_balance_wallet:",
         )
-
-
-def show_short_of_money(err: ApiError) -> None:
-    """A 402 in plain words: what the call costs, what is available, where to top up."""
-    needed, available = err.details.get("needed"), err.details.get("available")
-    if isinstance(needed, int) and isinstance(available, int):
-        lead = (
-            f"Not enough balance: this call costs {format_cny(needed)} and you have "
-            f"{format_cny(available)} available."
-        )
-    else:
-        lead = "Not enough balance for this call."
-    st.error(f"{lead} Nothing was spoken and nothing was charged. {TOP_UP_HINT}", icon=":material/error:")
-    st.page_link(WALLET_PAGE, label="Top up on Wallet", icon=":material/account_balance_wallet:")
 
 
 def slider(column: Any, name: str, bounds: Range) -> float:
@@ -228,7 +212,7 @@ if submitted:
                 )
             except ApiError as err:
                 if err.code == "insufficient_balance":
-                    show_short_of_money(err)
+                    show_short_of_money(err, "this call costs", "Nothing was spoken and nothing was charged.")
                 else:
                     show_api_error(err, context="No speech")
                 st.session_state[_RESULT] = None
