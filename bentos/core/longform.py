@@ -14,6 +14,7 @@ import struct
 import soundfile as sf
 
 from bentos.core.speakable import unspeakable
+from bentos.stepfun import mp3
 
 LONG_FORMATS = ("wav", "mp3", "pcm")  # formats whose streams concatenate; FLAC/Opus carry per-file state
 
@@ -235,7 +236,7 @@ class AudioJoiner:
         keep = head[:pos] if self.parts == 0 else b""
         if len(head) < pos + 4:
             return b""
-        length = _mp3_frame_length(head[pos : pos + 4])
+        length = mp3.frame_length(head[pos : pos + 4])
         if length is None:
             raise JoinError("a part is not an MP3 stream")
         if len(head) < pos + length:
@@ -245,19 +246,3 @@ class AudioJoiner:
             pos += length
         self._in_audio = True
         return keep + self._audio(head[pos:])
-
-
-def _mp3_frame_length(header: bytes) -> int | None:
-    """Bytes in the MPEG audio frame that starts with `header` (4 bytes); None if it isn't a frame header."""
-    if len(header) < 4 or header[0] != 0xFF or (header[1] & 0xE0) != 0xE0:
-        return None
-    version = (header[1] >> 3) & 0x03  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
-    bitrate_idx, rate_idx, padding = header[2] >> 4, (header[2] >> 2) & 0x03, (header[2] >> 1) & 0x01
-    v1 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-    v2 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
-    rates = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-    if version not in rates or rate_idx == 3 or bitrate_idx in (0, 15):
-        return None
-    kbps = (v1 if version == 3 else v2)[bitrate_idx]
-    coef = 144 if version == 3 else 72
-    return coef * kbps * 1000 // rates[version][rate_idx] + padding

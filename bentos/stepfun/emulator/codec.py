@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import soundfile as sf
 
+from bentos.stepfun import mp3
+
 _SF_FORMAT = {"wav": ("WAV", "PCM_16"), "mp3": ("MP3", "MPEG_LAYER_III"), "flac": ("FLAC", "PCM_16")}
 _SF_FORMAT["opus"] = ("OGG", "OPUS")
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -43,25 +45,10 @@ def encode(samples: np.ndarray, rate: int, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _mp3_frame_length(header: bytes) -> int | None:
-    if len(header) < 4 or header[0] != 0xFF or (header[1] & 0xE0) != 0xE0:
-        return None
-    version = (header[1] >> 3) & 0x03  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
-    bitrate_idx, rate_idx, padding = header[2] >> 4, (header[2] >> 2) & 0x03, (header[2] >> 1) & 0x01
-    v1 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-    v2 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
-    rates = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-    if version not in rates or rate_idx == 3 or bitrate_idx in (0, 15):
-        return None
-    kbps = (v1 if version == 3 else v2)[bitrate_idx]
-    coef = 144 if version == 3 else 72
-    return coef * kbps * 1000 // rates[version][rate_idx] + padding
-
-
 def strip_mp3_info_frame(data: bytes) -> bytes:
     """Drop the leading Xing/Info frame: it states one segment's length, which would make decoders stop after
     the first of several concatenated streamed segments."""
-    length = _mp3_frame_length(data[:4])
+    length = mp3.frame_length(data[:4])
     if length and (b"Xing" in data[:length] or b"Info" in data[:length]):
         return data[length:]
     return data
