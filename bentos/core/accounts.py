@@ -145,8 +145,10 @@ def authenticate(session: Session, authorization: str | None) -> Caller:
         raise PlatformError(ErrorCode.UNAUTHENTICATED, "send 'Authorization: Bearer <API key>'", 401)
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(_bearer(authorization))))
     account = session.get(Account, row.account_id) if row is not None and row.revoked_at is None else None
-    if account is None or row is None:
+    if account is None or row is None or account.erased_at is not None:
         raise PlatformError(ErrorCode.INVALID_API_KEY, "the API key is unknown or revoked", 401)
+    if account.banned_at is not None:
+        raise PlatformError(ErrorCode.ACCOUNT_BANNED, "this account is banned", 403)
     return Caller.of(account, row.id)
 
 

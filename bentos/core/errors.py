@@ -27,6 +27,7 @@ class ErrorCode(enum.StrEnum):
     # who is asking
     UNAUTHENTICATED = "unauthenticated"
     INVALID_API_KEY = "invalid_api_key"
+    ACCOUNT_BANNED = "account_banned"
     FORBIDDEN = "forbidden"
     # accounts
     INVALID_NAME = "invalid_name"

@@ -67,6 +67,9 @@ class Account(Base):
     # bytes32 hex a crypto top-up names (keccak of the account id): deposits carrying it credit this account.
     deposit_reference: Mapped[str | None] = mapped_column(String(66), unique=True)
     created_at: Mapped[datetime] = _ts(default=utcnow)
+    # An admin's ban, or the holder's own erasure (DELETE /accounts/me): either stops every key and session at once.
+    banned_at: Mapped[datetime | None] = _ts(nullable=True)
+    erased_at: Mapped[datetime | None] = _ts(nullable=True)
 
 
 class ApiKey(Base):

@@ -6,6 +6,9 @@ Revises: 0005
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -13,8 +16,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass  # placeholder: filled in by the change that adds these tables
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("banned_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_column("erased_at")
+        batch_op.drop_column("banned_at")

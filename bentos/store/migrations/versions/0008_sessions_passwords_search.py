@@ -1,4 +1,4 @@
-"""passwords, sessions, reset tokens, named API keys and full-text search
+"""passwords, sessions, reset tokens and named, scoped API keys
 
 Revision ID: 0008
 Revises: 0007
