@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,16 @@ import torch
 from encoders.audio import resample
 from encoders.base import l2_normalize
 from encoders.batched import BatchedSpeakerEncoder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DISTILLED_FORMAT = "voxpersona-ge2e-distilled/1"  # checkpoints written by encoders.distill (student "ge2e")
+
+
+def _resolve(weights: str | Path) -> Path:
+    """A local file for `weights`: a path (relative = to the repo root) or an MLflow URI."""
+    from encoders.ecapa import resolve_weights_path
+
+    return resolve_weights_path(weights)
 
 
 def _file_digest(path: Path) -> str:
@@ -61,7 +72,9 @@ class GE2EEncoder(BatchedSpeakerEncoder):
     weights: a Resemblyzer checkpoint (`{"model_state": ...}`); None uses the `pretrained.pt` in the wheel.
     partial_rate: partial windows per second (Resemblyzer's default 1.3); min_coverage: keep a last partial
     that covers at least this fraction of a window. trim_silences: run Resemblyzer's VAD-based removal of long
-    pauses.
+    pauses. denoise: spectral gating (`encoders.denoise`) before the mels — the cheap alternative to a
+    distilled student. impersonation_threshold / consent_threshold: calibrated cosines that belong to these
+    weights (read from the config by the platform; stored with the registered version).
     """
 
     name = "ge2e"
@@ -79,6 +92,8 @@ class GE2EEncoder(BatchedSpeakerEncoder):
         trim_silences: bool = True,
         num_threads: int | None = None,
         impersonation_threshold: float | None = None,
+        consent_threshold: float | None = None,
+        denoise: bool = False,
     ) -> None:
         from resemblyzer import VoiceEncoder
 
@@ -86,10 +101,13 @@ class GE2EEncoder(BatchedSpeakerEncoder):
             torch.set_num_threads(int(num_threads))
         self.device = torch.device(device)
         self.model = VoiceEncoder(device=self.device, verbose=False)
+        training: dict[str, object] = {}
         if weights is not None:
-            checkpoint = torch.load(Path(weights), map_location="cpu")
+            self.weights_path = _resolve(weights)
+            checkpoint = torch.load(self.weights_path, map_location="cpu", weights_only=False)
             self.model.load_state_dict(checkpoint["model_state"], strict=False)
-            self.weights_path = Path(weights)
+            if checkpoint.get("format") == DISTILLED_FORMAT:
+                training = checkpoint
         else:
             import resemblyzer
 
@@ -98,6 +116,14 @@ class GE2EEncoder(BatchedSpeakerEncoder):
         self.weights_sha256 = _file_digest(self.weights_path)
         self.version = f"resemblyzer-0.1.4-{self.weights_sha256[:12]}"
         self.weights_source = f"resemblyzer wheel {self.weights_path.name} sha256:{self.weights_sha256[:12]}"
+        if training:
+            self.version = f"ge2e-distilled-{self.weights_sha256[:12]}"
+            self.weights_source = (
+                f"distilled from GE2E: {training.get('run', '?')} sha256:{self.weights_sha256[:12]}"
+            )
+            self.training_data = f"{self.training_data}; then {training.get('data', 'generated speech')}"
+        self.consent_threshold = consent_threshold
+        self.denoise = denoise
         self.partial_rate = partial_rate
         self.min_coverage = min_coverage
         self.trim_silences = trim_silences
@@ -113,6 +139,7 @@ class GE2EEncoder(BatchedSpeakerEncoder):
             "partial_rate": self.partial_rate,
             "min_coverage": self.min_coverage,
             "trim_silences": self.trim_silences,
+            "denoise": self.denoise,
         }
 
     def _mel_partials(self, samples: np.ndarray) -> np.ndarray:
@@ -121,6 +148,10 @@ class GE2EEncoder(BatchedSpeakerEncoder):
         from resemblyzer.voice_encoder import VoiceEncoder
 
         wav = np.asarray(samples, dtype=np.float32)
+        if self.denoise:
+            from encoders.denoise import spectral_gate
+
+            wav = spectral_gate(wav)
         wav = ge2e_audio.normalize_volume(wav, -30, increase_only=True)
         if self.trim_silences and wav.size > 16000:
             trimmed = trim_long_silences(wav)
@@ -155,3 +186,17 @@ class GE2EEncoder(BatchedSpeakerEncoder):
             out[i] = l2_normalize(partial_embeds[start : start + k].mean(axis=0))
             start += k
         return out
+
+
+class RobustGE2EEncoder(GE2EEncoder):
+    """GE2E distilled for noise and codecs (`encoders.distill`, student "ge2e"): same LSTM and front end, weights
+    fine-tuned so degraded audio lands on the teacher's clean embedding. weights: the committed checkpoint
+    `encoders/weights/ge2e-robust.pt` by default (see encoders/weights/PROVENANCE.md)."""
+
+    name = "ge2e_robust"
+
+    def __init__(self, weights: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(weights=weights or DEFAULT_ROBUST_WEIGHTS, **kwargs)
+
+
+DEFAULT_ROBUST_WEIGHTS = REPO_ROOT / "encoders" / "weights" / "ge2e-robust.pt"

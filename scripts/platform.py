@@ -4,7 +4,8 @@ encoder; pipeline workers and the chain outbox run inside), and the Streamlit fr
 
     python -m scripts.platform [hydra overrides…]      e.g. db=postgres queue=redis encoder=ge2e
 
-Prints the URLs and a ready-made API key for a demo account; Ctrl-C stops everything it started.
+Prints the URLs and a demo creator's email, password and API key; the front end starts signed out, its "Try the
+demo creator" button signs in with that email and password. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def main(argv: list[str]) -> int:
         base = f"http://{server.host}:{server.port}"
         wait_ready(f"{base}/readyz", api, timeout_s=300, what="the platform")
         demo_email = f"demo-{secrets.token_hex(3)}@voxpersona.local"
+        demo_password = secrets.token_urlsafe(12)
         demo = httpx.post(
             f"{base}/accounts",
             json={
@@ -138,6 +140,7 @@ def main(argv: list[str]) -> int:
                 "email": demo_email,
                 "role": "creator",
                 "payoutWallet": "0x" + secrets.token_hex(20),
+                "password": demo_password,
             },
             timeout=30,
         ).json()
@@ -164,14 +167,23 @@ def main(argv: list[str]) -> int:
                 "minimal",
             ],
             cwd=REPO,
-            env={**env, "VOXPERSONA_API_URL": base, "VOXPERSONA_API_KEY": key},
+            # Never a key: the front end starts signed out; only its demo button uses these (one session each).
+            env={
+                **{k: v for k, v in env.items() if k != "VOXPERSONA_API_KEY"},
+                "VOXPERSONA_API_URL": base,
+                "VOXPERSONA_DEMO_EMAIL": demo_email,
+                "VOXPERSONA_DEMO_PASSWORD": demo_password,
+            },
             stdout=subprocess.DEVNULL,
         )
         _wait_listening("the front end", server.host, server.frontend_port, frontend, timeout=120)
         print("\nVoxPersona is running:")
         print(f"  API        {base}   (OpenAPI docs: {base}/docs, health: {base}/health)")
         print(f"  Front end  http://{server.host}:{server.frontend_port}")
-        print(f"  Demo API key (creator account, shown once): {key}")
+        print(
+            f"  Demo creator  {demo_email}  password {demo_password}  (the front end's 'Try the demo creator')"
+        )
+        print(f"  Demo API key (shown once): {key}")
         print("Ctrl-C stops everything.", flush=True)
         while not stopping and api.poll() is None and frontend.poll() is None:
             time.sleep(0.5)

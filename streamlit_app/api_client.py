@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict, cast, get_type_hints, is_typeddict
+from urllib.parse import quote as url_quote
 
 import httpx
 
@@ -39,6 +40,29 @@ class Account(TypedDict):
 class SignUp(TypedDict):
     account: Account
     apiKey: str | None  # None on a replayed sign-up: the key is shown once
+
+
+class SignedIn(TypedDict):
+    """`POST /sessions`: a session token (`vps_…`) with a fixed expiry."""
+
+    sessionToken: str | None
+    expiresAt: str | None
+    scope: str
+    account: Account
+
+
+class ApiKeyInfo(TypedDict):
+    id: str
+    name: str
+    prefix: str
+    scope: str  # full | speech | read
+    createdAt: str
+    revokedAt: str | None
+
+
+class IssuedKey(TypedDict):
+    apiKey: str  # shown once
+    key: ApiKeyInfo
 
 
 class Impersonation(TypedDict):
@@ -177,6 +201,9 @@ class Settlement(TypedDict):
     creatorAmount: NotRequired[int]
     usageCount: NotRequired[int]
     createdAt: NotRequired[str | None]
+    payoutWallet: NotRequired[str]
+    weiAmount: NotRequired[str]
+    confirmedAt: NotRequired[str | None]
 
 
 class Job(TypedDict):
@@ -213,7 +240,12 @@ class Range(TypedDict):
     max: float
 
 
-class TtsLimits(TypedDict):
+class _LabelsByModel(TypedDict, total=False):  # optional: a platform older than them omits both
+    modelLabels: dict[str, dict[str, list[str]]]  # model → kind → the values that model takes
+    labelGlosses: dict[str, str]  # label value (a Chinese word) → its English meaning
+
+
+class TtsLimits(_LabelsByModel):
     maxChars: int
     models: list[str]
     formats: list[str]
@@ -262,7 +294,15 @@ class PipelineLimits(TypedDict):
     finalStates: list[str]
 
 
-class Limits(TypedDict):
+class ChainLinks(TypedDict):
+    explorerUrl: str | None  # `<url>/tx/<hash>`; None on a chain no explorer indexes
+
+
+class _ChainPart(TypedDict, total=False):  # optional: a platform older than it omits it
+    chain: ChainLinks
+
+
+class Limits(_ChainPart):
     """`GET /v1/limits`: every limit, choice and state the UI shows, as the platform enforces them."""
 
     tts: TtsLimits
@@ -542,14 +582,47 @@ class PlatformClient:
         payout_wallet: str | None = None,
         *,
         idempotency_key: str | None = None,
+        password: str | None = None,
     ) -> SignUp:
         body: dict[str, Any] = {"name": name, "email": email, "role": role}
         if payout_wallet:
             body["payoutWallet"] = payout_wallet
+        if password:
+            body["password"] = password
         return cast(SignUp, self._json("POST", "/accounts", json=body, idempotency_key=idempotency_key))
 
     def me(self) -> Account:
         return cast(Account, self._json("GET", "/accounts/me"))
+
+    # -- signing in and API keys -------------------------------------------------------------------------
+
+    def sign_in(self, email: str, password: str) -> SignedIn:
+        """`POST /sessions` with an email and password → a session token."""
+        return cast(SignedIn, self._json("POST", "/sessions", json={"email": email, "password": password}))
+
+    def sign_in_with_key(self) -> SignedIn:
+        """`POST /sessions` with this client's API key → a session token with the key's scope."""
+        return cast(SignedIn, self._json("POST", "/sessions", json={}))
+
+    def sign_out(self) -> bool:
+        """End the session this client's token belongs to (every tab holding it is signed out)."""
+        return bool(self._json("DELETE", "/sessions/current")["signedOut"])
+
+    def request_password_reset(self, email: str) -> None:
+        self._json("POST", "/password-resets", json={"email": email})
+
+    def reset_password(self, token: str, password: str) -> Account:
+        path = "/password-resets/" + url_quote(token.strip(), safe="")
+        return cast(Account, self._json("POST", path, json={"password": password})["account"])
+
+    def list_keys(self) -> list[ApiKeyInfo]:
+        return cast(list[ApiKeyInfo], self._json("GET", "/accounts/me/keys"))
+
+    def create_key(self, name: str, scope: str = "full") -> IssuedKey:
+        return cast(IssuedKey, self._json("POST", "/accounts/me/keys", json={"name": name, "scope": scope}))
+
+    def revoke_key(self, key_id: str) -> ApiKeyInfo:
+        return cast(ApiKeyInfo, self._json("DELETE", "/accounts/me/keys/" + url_quote(key_id, safe="")))
 
     # -- files and personas ------------------------------------------------------------------------------
 
@@ -620,6 +693,61 @@ class PlatformClient:
 
     def revoke_voice(self, voice_id: str) -> Revoked:
         return cast(Revoked, self._json("DELETE", f"/voices/{voice_id}"))
+
+    # -- managing personas, reports, admin (routes_manage.py, routes_admin.py) -------------------------------
+
+    def my_voices(self) -> PersonaPage:
+        """Your personas in every state (in review, failed, revoked too), newest first."""
+        return cast(PersonaPage, self._json("GET", "/accounts/me/voices"))
+
+    def edit_voice(self, voice_id: str, changes: dict[str, Any]) -> Persona:
+        """PATCH /voices/{id} with camelCase fields (name, description, personaPrompt, tags, …)."""
+        return cast(Persona, self._json("PATCH", f"/voices/{voice_id}", json=changes))
+
+    def voice_versions(self, voice_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._json("GET", f"/voices/{voice_id}/versions")["items"])
+
+    def retry_voice(self, voice_id: str, *, idempotency_key: str | None = None) -> VoiceCreated:
+        path = f"/voices/{voice_id}/retry"
+        return cast(VoiceCreated, self._json("POST", path, idempotency_key=idempotency_key))
+
+    def preview_file(self, file_id: str, sample_text: str | None = None, model: str | None = None) -> bytes:
+        """WAV of an upload cloned by the provider's preview (no clone, no fee)."""
+        body = {k: v for k, v in {"sampleText": sample_text, "model": model}.items() if v}
+        return self._send("POST", f"/files/{file_id}/preview", json=body, timeout=60.0).content
+
+    def report_voice(self, voice_id: str, reason: str, details: str = "") -> dict[str, Any]:
+        body = {"reason": reason, "details": details}
+        return cast(dict[str, Any], self._json("POST", f"/voices/{voice_id}/reports", json=body))
+
+    def admin_reviews(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._json("GET", "/admin/reviews")["items"])
+
+    def admin_decide(self, voice_id: str, approve: bool, note: str = "") -> dict[str, Any]:
+        path = f"/admin/reviews/{voice_id}/{'approve' if approve else 'reject'}"
+        return cast(dict[str, Any], self._json("POST", path, json={"note": note}))
+
+    def admin_reports(self, status: str = "open") -> list[dict[str, Any]]:
+        items = self._json("GET", "/admin/reports", params={"status": status})["items"]
+        return cast(list[dict[str, Any]], items)
+
+    def admin_resolve(self, report_id: str, action: str, note: str = "") -> dict[str, Any]:
+        body = {"action": action, "note": note}
+        return cast(dict[str, Any], self._json("POST", f"/admin/reports/{report_id}/resolve", json=body))
+
+    def admin_accounts(self, *, email: str | None = None, banned: bool = False) -> list[dict[str, Any]]:
+        params: dict[str, str] = {"banned": "true" if banned else "false"}
+        if email:
+            params["email"] = email
+        return cast(list[dict[str, Any]], self._json("GET", "/admin/accounts", params=params)["items"])
+
+    def admin_ban(self, account_id: str, banned: bool, reason: str) -> dict[str, Any]:
+        path = f"/admin/accounts/{account_id}/{'ban' if banned else 'unban'}"
+        return cast(dict[str, Any], self._json("POST", path, json={"reason": reason}))
+
+    def admin_audit(self, *, before: int | None = None, subject: str | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in {"before": before, "subject": subject}.items() if v}
+        return cast(dict[str, Any], self._json("GET", "/admin/audit", params=params))
 
     def quote(self, voice_id: str, chars: int, model: str | None = None) -> Quote:
         """What `chars` characters of speech with this persona (and `model`, the persona's own by default) will

@@ -39,6 +39,21 @@ def _sidebar() -> None:
         st.sidebar.caption("Not signed in")
 
 
+def _admin_pages() -> dict[str, list[st.Page]]:
+    """The admin section, for admin accounts only (the platform refuses everyone else anyway)."""
+    me = session.account()
+    if me is None or me["role"] != "admin":
+        return {}
+    return {
+        "Admin": [
+            st.Page("views/admin_reviews.py", title="Review queue", icon=":material/policy:"),
+            st.Page("views/admin_reports.py", title="Reports", icon=":material/flag:"),
+            st.Page("views/admin_bans.py", title="Bans", icon=":material/block:"),
+            st.Page("views/admin_audit.py", title="Audit log", icon=":material/history:"),
+        ]
+    }
+
+
 st.set_page_config(page_title="VoxPersona", page_icon=":material/record_voice_over:", layout="wide")
 session.init()
 navigation = st.navigation(
@@ -46,6 +61,7 @@ navigation = st.navigation(
         "Voices": [
             st.Page("views/discover.py", title="Discover", icon=":material/search:", default=True),
             st.Page("views/create.py", title="Create", icon=":material/mic:"),
+            st.Page("views/my_personas.py", title="My personas", icon=":material/folder_shared:"),
             st.Page("views/persona.py", title="Persona", icon=":material/badge:"),
             st.Page("views/generate.py", title="Generate", icon=":material/graphic_eq:"),
             st.Page("views/chat.py", title="Chat", icon=":material/chat:"),
@@ -54,7 +70,10 @@ navigation = st.navigation(
             st.Page("views/account.py", title="Account & billing", icon=":material/account_balance:"),
             st.Page("views/billing.py", title="Billing", icon=":material/receipt_long:"),
             st.Page("views/wallet.py", title="Wallet", icon=":material/account_balance_wallet:"),
+            st.Page("views/notifications.py", title="Notifications", icon=":material/notifications:"),
+            st.Page("views/privacy.py", title="Your data", icon=":material/shield_person:"),
         ],
+        **_admin_pages(),
     }
 )
 _sidebar()

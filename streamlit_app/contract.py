@@ -10,7 +10,14 @@ import math
 
 import streamlit as st
 
-from streamlit_app.api_client import ApiError, Limits, PlatformClient, UploadLimits, base_url_from_env
+from streamlit_app.api_client import (
+    ApiError,
+    Limits,
+    PlatformClient,
+    TtsLimits,
+    UploadLimits,
+    base_url_from_env,
+)
 from streamlit_app.notices import show_api_error
 
 LIMITS_TTL_S = 60  # short: a platform restarted with new limits is picked up within a minute
@@ -90,3 +97,38 @@ def formats_text(formats: list[str]) -> str:
     """`["wav", "mp3"]` → `"WAV or MP3"`."""
     names = [f.upper() for f in formats]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def model_labels(tts: TtsLimits, model: str) -> dict[str, list[str]]:
+    """The voice labels `model` takes, by kind (empty for a model that takes an instruction instead): the
+    platform's per-model lists, or — from a platform older than them — its one list for every label model."""
+    if model in tts["instructionModels"]:
+        return {}
+    by_model = tts.get("modelLabels")
+    kinds = by_model.get(model, {}) if by_model is not None else tts["voiceLabels"]
+    return {kind: list(values) for kind, values in kinds.items() if values}
+
+
+def label_text(tts: TtsLimits, value: str) -> str:
+    """`"温柔"` → `"温柔 · gentle"` when the platform glosses it."""
+    gloss = (tts.get("labelGlosses") or {}).get(value)
+    return f"{value} · {gloss}" if gloss else value
+
+
+def explorer_url(found: Limits) -> str | None:
+    chain = found.get("chain")
+    return chain["explorerUrl"] if chain else None
+
+
+def tx_markdown(tx_hash: str | None, explorer: str | None) -> str:
+    """A transaction hash as a link to the chain's explorer, or as code where no explorer indexes the chain."""
+    if not tx_hash:
+        return "—"
+    short = f"{tx_hash[:10]}…{tx_hash[-6:]}" if len(tx_hash) > 20 else tx_hash
+    return f"[`{short}`]({explorer.rstrip('/')}/tx/{tx_hash})" if explorer else f"`{tx_hash}`"
+
+
+def wallet_markdown(wallet: str | None, explorer: str | None) -> str:
+    if not wallet:
+        return "no payout wallet"
+    return f"[`{wallet}`]({explorer.rstrip('/')}/address/{wallet})" if explorer else f"`{wallet}`"

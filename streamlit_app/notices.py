@@ -1,6 +1,9 @@
-"""How platform errors reach the user: the stable code in bold, the platform's message, what to do next."""
+"""How platform errors reach the user: the platform's message in plain words, what to do next, and the stable code
+in small print (for a bug report or the docs)."""
 
 from __future__ import annotations
+
+import re
 
 import streamlit as st
 
@@ -20,16 +23,31 @@ NEXT_STEP: dict[str, str] = {
 }
 
 
+_VALIDATION_NOISE = re.compile(r"(?:^|(?<=: ))(?:Value error|Assertion failed), ", re.IGNORECASE)
+
+
+def plain(message: str) -> str:
+    """The platform's message without the validator's prefixes ("Value error, …"), starting with a capital."""
+    text = _VALIDATION_NOISE.sub("", message or "").strip()
+    return text[:1].upper() + text[1:] if text else "Something went wrong."
+
+
+def small_code(code: str) -> str:
+    return f":small[:gray[error code `{code}`]]"
+
+
 def show_api_error(err: ApiError, *, context: str | None = None) -> None:
-    """One error box: `context` (what failed), the code, the message, a next step when we know one."""
+    """One error box: `context` (what failed), the message in plain words, a next step when we know one, and
+    the code in small print."""
     lead = f"{context}: " if context else ""
-    lines = [f"{lead}**`{err.code}`** — {err.message}"]
+    lines = [f"{lead}{plain(err.message)}"]
     if err.code in NEXT_STEP:
         lines.append(NEXT_STEP[err.code])
     elif err.status in (401, 403) and err.code not in ("forbidden",):
         lines.append("Check your API key on **Account & billing**.")
     elif err.retryable:
         lines.append("This is temporary — try again.")
+    lines.append(small_code(err.code))
     st.error("  \n".join(lines), icon=":material/error:")
 
 

@@ -1,4 +1,4 @@
-"""Persona sample audio, fetched with the caller's key and kept for the session (never across users)."""
+"""Persona sample audio, fetched with the caller's key and kept for the session, per signed-in account."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def play_sample(persona: Persona, *, autoplay: bool = False) -> None:
     if not url:
         st.caption("No sample yet.")
         return
-    cache: dict[str, bytes] = st.session_state.setdefault(_CACHE, {})
+    me = session.account()
+    per_account: dict[str, dict[str, bytes]] = st.session_state.setdefault(_CACHE, {})
+    cache = per_account.setdefault(me["id"] if me else "", {})  # another account signing in fetches again
     if url not in cache:
         with session.client() as api:
             try:

@@ -17,16 +17,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bentos.api import (
     routes_accounts,
+    routes_admin,
     routes_billing,
     routes_chat,
+    routes_consent,
     routes_funds,
     routes_limits,
+    routes_manage,
     routes_ops,
+    routes_privacy,
     routes_realtime,
+    routes_sessions,
     routes_speech,
     routes_statements,
     routes_voices,
     routes_wallet,
+    routes_webhooks,
 )
 from bentos.api.guard import MULTIPART_ALLOWANCE, RequestGuard, limits_doc
 from bentos.api.views import ErrorEnvelope
@@ -50,6 +56,12 @@ ROUTERS = (
     routes_wallet,
     routes_realtime,
     routes_chat,
+    routes_sessions,
+    routes_manage,
+    routes_admin,
+    routes_consent,
+    routes_webhooks,
+    routes_privacy,
 )
 # Every operation documents the one error envelope (this also replaces FastAPI's own 422 schema, which the
 # invalid_request handler below never sends).

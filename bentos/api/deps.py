@@ -17,7 +17,9 @@ from bentos.core.platform import Platform
 from bentos.core.speech import TextToSpeech
 
 # Documents the scheme in OpenAPI (and /docs); the key itself is checked by `caller`.
-_bearer = HTTPBearer(auto_error=False, description="a platform API key (`vpk_…`), from sign-up")
+_bearer = HTTPBearer(
+    auto_error=False, description="a platform API key (`vpk_…`, from sign-up) or a session token (`vps_…`)"
+)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 # `openapi_extra` of a route that works without a key too (a key, when sent, must be valid): the empty
 # requirement makes the bearer scheme optional in OpenAPI.
@@ -33,9 +35,11 @@ PlatformDep = Annotated[Platform, Depends(platform_of)]
 
 
 def caller(request: Request, platform: PlatformDep, _: Bearer) -> Caller:
-    who = identify(platform.sessions, request.headers.get("authorization"))
-    if who.key_id is not None:
-        platform.key_limiter.check(who.key_id)
+    """The account behind the bearer (API key or session token); 403 when the key's scope forbids this route."""
+    who = identify(platform.sessions, request.headers.get("authorization"), request.method, request.url.path)
+    limited = who.key_id or who.session_id  # a signed-in browser is rate limited like a key
+    if limited is not None:
+        platform.key_limiter.check(limited)
     return who
 
 
@@ -61,6 +65,7 @@ def text_to_speech(platform: PlatformDep) -> TextToSpeech:
         long_max_chars=server.tts_long_max_chars,
         long_concurrency=server.tts_long_concurrency,
         long_first_chars=server.tts_long_first_chars,
+        blocklist=platform.moderation,
     )
 
 

@@ -73,6 +73,7 @@ def chat_service(request: Request, platform: PlatformDep) -> ChatService:
         platform.prices,
         settings,
         platform.provider_settings.chat_model,
+        blocklist=platform.moderation,
     )
 
 
@@ -92,7 +93,7 @@ def edit_persona_character(
     voice_id: str, body: CharacterEdit, platform: PlatformDep, account: CallerDep
 ) -> CharacterView:
     """The creator edits the persona's character; every edit is a new version (conversations record theirs)."""
-    character = edit_character(platform.sessions, voice_id, account, body.changes())
+    character = edit_character(platform.sessions, voice_id, account, body.changes(), platform.moderation)
     return CharacterView.of_character(character, with_prompt=True)
 
 

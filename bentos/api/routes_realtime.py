@@ -60,9 +60,13 @@ async def realtime_audio(websocket: WebSocket, model: str | None = None) -> None
     server = platform.server
 
     def authenticate() -> Caller:
-        who = identify(platform.sessions, websocket.headers.get("authorization"))
-        if who.key_id is not None:
-            platform.key_limiter.check(who.key_id)
+        # Speaking: what a `read` key may not do (bentos.core.scopes).
+        who = identify(
+            platform.sessions, websocket.headers.get("authorization"), "POST", "/v1/realtime/audio"
+        )
+        limited = who.key_id or who.session_id
+        if limited is not None:
+            platform.key_limiter.check(limited)
         return who
 
     speech = RealtimeSpeech(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -125,7 +126,12 @@ def create_voice(body: CreateVoice, request: Request, platform: PlatformDep, acc
 
     def produce() -> tuple[int, VoiceStarted]:
         started = start_persona(
-            platform.sessions, platform.prices, platform.jobs.enqueue, account, body.draft()
+            platform.sessions,
+            platform.prices,
+            platform.jobs.enqueue,
+            account,
+            replace(body.draft(), verified_consent_required=platform.consent.require_verified),
+            platform.moderation,
         )
         return 202, VoiceStarted.of(started)
 

@@ -59,11 +59,18 @@ class SignUp(_Body):
     email: str = Field(max_length=254)
     role: Literal["creator", "consumer"] = "consumer"
     payout_wallet: str | None = Field(default=None, alias="payoutWallet", max_length=42)
+    password: str | None = Field(default=None, max_length=256, description="optional: sign in with it later")
 
 
 class Consent(_Body):
     attested: bool
     statement: str = Field(default="", max_length=MAX_STATEMENT)
+    challenge_id: ShortId | None = Field(
+        default=None,
+        alias="challengeId",
+        description="a verified consent challenge for this file (POST /consent-challenges): required for public "
+        "and unlisted personas (else 403 consent_not_verified); by default the file's latest verified one",
+    )
 
 
 def _one_of(values: tuple[str, ...]) -> JsonDict:
@@ -101,6 +108,7 @@ class CreateVoice(_Body):
             name=self.name,
             consent_attested=self.consent.attested,
             consent_statement=self.consent.statement,
+            consent_challenge_id=self.consent.challenge_id,
             visibility=self.visibility,
             description=self.description,
             persona_prompt=self.persona_prompt,

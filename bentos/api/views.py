@@ -226,6 +226,7 @@ class PersonaView(View):
     embedding: EmbeddingInfoView | None = None
     chain: ChainIntentView | None = None
     step_voice_id: str | None = None
+    step_file_id: str | None = Field(default=None, description="the provider file its voice was cloned from")
     clone_duplicated: bool | None = None
     impersonation: LookAlikeView | None = None
 

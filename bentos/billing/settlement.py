@@ -34,6 +34,7 @@ from bentos.chain.outbox import Outbox, OutboxStatus
 from bentos.chain.registry import ChainRegistry
 from bentos.core.errors import ErrorCode, PlatformError, forbidden
 from bentos.core.ids import new_id
+from bentos.core.notifications import Event, emit
 from bentos.store.models import Account, OutboxItem, Settlement, UsageEvent
 from bentos.store.money_models import SettlementCycle
 
@@ -425,6 +426,8 @@ def _confirm(session: Session, s: Settlement, item: OutboxItem) -> None:
         account_id=s.creator_id,
         memo=f"settlement {s.id} paid on chain, tx {item.tx_hash}",
     )
+    data = {"settlementId": s.id, "creatorAmount": s.creator_amount, "txHash": s.tx_hash}
+    emit(session, s.creator_id, Event.SETTLEMENT_CONFIRMED, data)
 
 
 def _roll_back(session: Session, s: Settlement, item: OutboxItem) -> None:

@@ -36,6 +36,11 @@ event PersonaRevoked:
     revoked_by: indexed(address)
 
 
+event PersonaMetadataUpdated:
+    persona_id: indexed(bytes32)
+    metadata_hash: bytes32
+
+
 event SettlementDeposited:
     settlement_id: indexed(bytes32)
     usage_digest: bytes32
@@ -99,6 +104,17 @@ def register(persona_id: bytes32, embedding_hash: bytes32, metadata_hash: bytes3
     log PersonaRegistered(
         persona_id=persona_id, creator=creator, embedding_hash=embedding_hash, metadata_hash=metadata_hash
     )
+
+
+@external
+def update_metadata(persona_id: bytes32, metadata_hash: bytes32):
+    # The creator edited what the metadata hash covers (e.g. the name): the record follows the edit.
+    assert msg.sender == self.platform, "only platform"
+    record: Persona = self._personas[persona_id]
+    assert record.registered_at != 0, "persona not registered"
+    assert record.revoked_at == 0, "persona already revoked"
+    self._personas[persona_id].metadata_hash = metadata_hash
+    log PersonaMetadataUpdated(persona_id=persona_id, metadata_hash=metadata_hash)
 
 
 @external

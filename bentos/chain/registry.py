@@ -22,12 +22,13 @@ from bentos.chain.artifact import ContractArtifact
 from bentos.chain.errors import ChainConfigError, ChainInputError, translate
 from bentos.chain.sending import SignedTx, TxRequest, TxSender, TxState
 
-IntentKind = Literal["register", "revoke", "settle"]
-INTENT_KINDS: tuple[IntentKind, ...] = ("register", "revoke", "settle")
+IntentKind = Literal["register", "revoke", "settle", "metadata"]
+INTENT_KINDS: tuple[IntentKind, ...] = ("register", "revoke", "settle", "metadata")
 VerificationStatus = Literal["registered", "revoked", "mismatch", "unregistered"]
 EVENT_NAMES = (
     "PersonaRegistered",
     "PersonaRevoked",
+    "PersonaMetadataUpdated",
     "SettlementDeposited",
     "CreatorCredited",
     "Withdrawn",
@@ -42,6 +43,7 @@ class GasLimits:
 
     register: int = 180_000
     revoke: int = 90_000
+    metadata: int = 60_000
     settle_base: int = 120_000
     settle_per_creator: int = 40_000
     withdraw: int = 120_000
@@ -148,6 +150,10 @@ def _normalize(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "revoke":
         ids.id_key(payload["persona_id"])
         return {"persona_id": payload["persona_id"]}
+    if kind == "metadata":  # a creator's edit changed the registered metadata hash
+        ids.id_key(payload["persona_id"])
+        metadata = ids.hex32(ids.hash32(payload["metadata_hash"], name="metadata_hash"))
+        return {"persona_id": payload["persona_id"], "metadata_hash": metadata}
     if kind == "settle":
         ids.id_key(payload["settlement_id"])
         payouts = _payouts(payload["payouts"])
@@ -219,6 +225,10 @@ class ChainRegistry:
             "creator": creator,
         }
         return self.transact("register", payload)
+
+    def update_metadata(self, persona_id: str, metadata_hash: str) -> TxResult:
+        """Replace a live persona's metadata hash (the platform only)."""
+        return self.transact("metadata", {"persona_id": persona_id, "metadata_hash": metadata_hash})
 
     def revoke_persona(self, persona_id: str) -> TxResult:
         """Mark a persona revoked (its creator or the platform); the record stays readable."""
@@ -434,6 +444,9 @@ class ChainRegistry:
         if kind == "revoke":
             data = encode("revoke", args=[ids.id_key(payload["persona_id"])])
             return TxRequest(self.address, data, 0, self._gas.revoke)
+        if kind == "metadata":
+            args = [ids.id_key(payload["persona_id"]), ids.hash32(payload["metadata_hash"])]
+            return TxRequest(self.address, encode("update_metadata", args=args), 0, self._gas.metadata)
         payouts = {creator: int(amount) for creator, amount in payload["payouts"].items()}
         data = encode(
             "deposit_settlement",

@@ -38,12 +38,15 @@ class MoneyOnChain:
 
     `deposit_confirmations`: blocks (the deposit's own included) before a top-up is credited; 0 credits at once.
     `dev_rpc_url`: set only for a local dev chain whose funded dev accounts a demo wallet may use.
+    `explorer_url`: a block explorer's base URL (`<url>/tx/<hash>`, `<url>/address/<wallet>`); None for a chain
+    no explorer indexes (the embedded tester, a local anvil).
     """
 
     deposit_confirmations: int
     reconcile_interval_s: float
     dev_chain: bool
     dev_rpc_url: str | None
+    explorer_url: str | None = None
 
 
 def money_on_chain(settings: Any) -> MoneyOnChain:
@@ -53,6 +56,7 @@ def money_on_chain(settings: Any) -> MoneyOnChain:
         reconcile_interval_s=float(getattr(settings, "reconcile_interval_s", 300.0)),
         dev_chain=bool(getattr(settings, "dev_chain", False)),
         dev_rpc_url=getattr(settings, "dev_rpc_url", None),
+        explorer_url=getattr(settings, "explorer_url", None) or None,
     )
 
 
@@ -67,6 +71,7 @@ class TesterChainSettings:
     reconcile_interval_s: float = 60.0
     dev_chain: bool = True  # in process: no RPC URL a wallet could reach
     dev_rpc_url: str | None = None
+    explorer_url: str | None = None  # no explorer indexes an in-process chain
 
     def connect(self) -> ChainRegistry:
         from eth_tester import EthereumTester, PyEVMBackend
@@ -109,6 +114,7 @@ class RpcChainSettings:
     reconcile_interval_s: float = 300.0
     dev_chain: bool = False
     dev_rpc_url: str | None = None
+    explorer_url: str | None = None  # e.g. https://sepolia.etherscan.io: tx hashes and wallets link there
 
     def connect(self) -> ChainRegistry:
         if not self.signer_key:
@@ -193,6 +199,7 @@ class AnvilChainSettings:
     deposit_confirmations: int = 1
     reconcile_interval_s: float = 300.0
     dev_chain: bool = True
+    explorer_url: str | None = None  # no explorer indexes a local anvil
 
     @property
     def url(self) -> str:

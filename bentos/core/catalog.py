@@ -4,12 +4,14 @@ the sample, provenance (the chain read back and the hash recomputed), and pipeli
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, column, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.chain.errors import ChainUnavailable
@@ -31,6 +33,7 @@ from bentos.store.models import (
     Job,
     OutboxItem,
     Persona,
+    StoredFile,
 )
 from encoders import embedding_hash
 
@@ -116,6 +119,7 @@ class PersonaDetail(PersonaCard):
     embedding: EmbeddingInfo | None
     chain: ChainIntent | None
     step_voice_id: str | None
+    step_file_id: str | None  # the provider ids it uses, so a revocation's deletions can be checked
     clone_duplicated: bool
     impersonation: LookAlike | None
 
@@ -158,6 +162,7 @@ def _detail(session: Session, p: Persona, creator_name: str | None) -> PersonaDe
         embedding=EmbeddingInfo(emb.encoder, emb.version, emb.pretrained, emb.dim, emb.hash) if emb else None,
         chain=ChainIntent.of(Outbox.get(session, f"register:{p.id}")),
         step_voice_id=p.step_voice_id,
+        step_file_id=session.scalar(select(StoredFile.step_file_id).where(StoredFile.id == p.file_id)),
         clone_duplicated=p.clone_duplicated,
         impersonation=LookAlike(p.impersonation_of, p.impersonation_cosine) if p.impersonation_of else None,
     )
@@ -200,36 +205,81 @@ class PersonaPage:
     total: int
 
 
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: what both full-text tokenizers keep as one token
+MAX_QUERY_WORDS = 8
+
+
+def search_words(q: str | None) -> list[str]:
+    """The words of a search box, lowercased: punctuation and query syntax (quotes, `*`, `:`, `&`) are dropped,
+    so user text can never be read as FTS5 or tsquery operators."""
+    return _WORD.findall((q or "").lower())[:MAX_QUERY_WORDS]
+
+
+def _matching(dialect: str, words: list[str]) -> ColumnElement[bool]:
+    """Personas whose search document (name, description, prompt, tags, creator's name) holds every word as a
+    word prefix ("calm" finds "calm" and "calming"). The index is kept by migration 0009's triggers."""
+    if dialect == "sqlite":
+        fts = " ".join(f'"{w}"*' for w in words)
+        found = text("SELECT persona_id FROM persona_search WHERE persona_search MATCH :fts").bindparams(
+            fts=fts
+        )
+    else:
+        tsq = " & ".join(f"{w}:*" for w in words)
+        found = text(
+            "SELECT persona_id FROM persona_search WHERE document @@ to_tsquery('simple', :tsq)"
+        ).bindparams(tsq=tsq)
+    return Persona.id.in_(found.columns(column("persona_id")))
+
+
+def _tagged(dialect: str, tag: str) -> ColumnElement[bool]:
+    """Tags are a JSON list of lowercase words; the exact tag is matched in the database."""
+    if dialect == "sqlite":
+        clause = "EXISTS (SELECT 1 FROM json_each(personas.tags) WHERE json_each.value = :tag)"
+    else:
+        clause = (
+            "json_typeof(personas.tags) = 'array' AND EXISTS "
+            "(SELECT 1 FROM json_array_elements_text(personas.tags) AS t WHERE t = :tag)"
+        )
+    return text(clause).bindparams(tag=tag.strip().lower())  # type: ignore[return-value]
+
+
 def discover(sessions: sessionmaker[Session], caller: Caller | None, query: DiscoveryQuery) -> PersonaPage:
-    """Public live personas (plus the caller's own of any visibility and state), filtered and sorted; the
-    creators' names come with the personas, in one query for the page."""
+    """Public live personas (plus the caller's own of any visibility and state), found by full text over name,
+    description, prompt, tags and creator name, filtered by tag and language, sorted and paged — all in one
+    query, and one count, in the database; the creators' names come with the personas."""
     visible: ColumnElement[bool] = (Persona.visibility == Visibility.PUBLIC) & (
         Persona.state == PersonaState.LIVE
     )
     if caller is not None:
         visible = or_(visible, Persona.creator_id == caller.id)
-    stmt = (
-        select(Persona, Account.name)
-        .outerjoin(Account, Account.id == Persona.creator_id)
-        .where(visible, Persona.revoked_at.is_(None))
-    )
-    if query.q:
-        like = f"%{query.q.lower()}%"
-        stmt = stmt.where(
-            or_(func.lower(Persona.name).like(like), func.lower(Persona.description).like(like))
-        )
-    if query.language:
-        stmt = stmt.where(Persona.language == query.language)
     with sessions() as session:
+        dialect = session.get_bind().dialect.name
+        where: list[ColumnElement[bool]] = [visible, Persona.revoked_at.is_(None)]
+        words = search_words(query.q)
+        if words:
+            where.append(_matching(dialect, words))
+        elif query.q and query.q.strip():
+            return PersonaPage([], 0)  # only punctuation: nothing can match it
+        if query.tag and query.tag.strip():
+            where.append(_tagged(dialect, query.tag))
+        if query.language:
+            where.append(Persona.language == query.language)
+        order: tuple[Any, ...]
+        if query.sort == DiscoverySort.NEW:
+            order = (Persona.created_at.desc(), Persona.id)
+        else:
+            order = (Persona.calls.desc(), Persona.created_at.desc(), Persona.id)
+        total = session.scalar(select(func.count()).select_from(Persona).where(*where)) or 0
+        stmt = (
+            select(Persona, Account.name)
+            .outerjoin(Account, Account.id == Persona.creator_id)
+            .where(*where)
+            .order_by(*order)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
         rows = list(session.execute(stmt).tuples())
-    if query.tag:  # tags are a JSON list: filtered here to stay portable across SQLite and PostgreSQL
-        rows = [(p, name) for p, name in rows if query.tag.lower() in (p.tags or [])]
-    if query.sort == DiscoverySort.NEW:
-        rows.sort(key=lambda row: row[0].created_at, reverse=True)
-    else:
-        rows.sort(key=lambda row: (row[0].calls, row[0].created_at), reverse=True)
-    page = rows[query.offset : query.offset + query.limit]
-    return PersonaPage([_card(p, name) for p, name in page], len(rows))
+    return PersonaPage([_card(p, name) for p, name in rows], total)
 
 
 # --- provenance --------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bentos.billing import holds
 from bentos.billing.chat_billing import HoldClosed, capture_turn
 from bentos.billing.pricing import Charge, ChatCharge, PriceBook
-from bentos.core import funds, metrics
+from bentos.core import funds, metrics, moderation
 from bentos.core.accounts import Caller
 from bentos.core.errors import ErrorCode, PlatformError, from_provider_error, not_found
 from bentos.core.ids import new_id
@@ -125,13 +125,20 @@ def _check_character(persona: Persona, c: Character) -> None:
 
 
 def edit_character(
-    sessions: sessionmaker[Session], persona_id: str, creator: Caller, changes: dict[str, str | None]
+    sessions: sessionmaker[Session],
+    persona_id: str,
+    creator: Caller,
+    changes: dict[str, str | None],
+    blocklist: moderation.Moderation | None = None,
 ) -> Character:
     """The creator's edit → a new version (the current one with `changes` applied; None clears greeting,
     emotion or style). The persona's prompt and language follow the latest version."""
     allowed = {"persona_prompt", "greeting", "emotion", "style", "language"}
     if not changes or set(changes) - allowed:
         raise PlatformError(ErrorCode.INVALID_REQUEST, f"change at least one of {sorted(allowed)}", 422)
+    moderation.screen(
+        blocklist, {"persona prompt": changes.get("persona_prompt"), "greeting": changes.get("greeting")}
+    )
     with sessions.begin() as session:
         persona = owned_persona(session, persona_id, creator)
         if persona.revoked_at is not None:
@@ -462,6 +469,7 @@ class ChatService:
     prices: PriceBook
     settings: ChatSettings
     chat_model: str
+    blocklist: moderation.Moderation | None = None  # refused messages: 400 content_blocked, before any hold
 
     # -- POST /voices/{id}/chat
 
@@ -475,6 +483,7 @@ class ChatService:
     ) -> ChatAnswer:
         """One turn of a stored conversation: the last `history_turns` exchanges go with the new message."""
         self._check_message(message)
+        moderation.screen(self.blocklist, {"message": message})
         persona, character, history, conversation_id = await anyio.to_thread.run_sync(
             self._load, caller, persona_id, conversation_id
         )
@@ -712,13 +721,17 @@ class ChatService:
         # `history_turns` exchanges go to the provider, whoever spoke last.
         if not messages:
             raise PlatformError(ErrorCode.INVALID_REQUEST, "messages must hold at least one message", 422)
+        sent = messages[-(self.settings.history_turns * 2 + 1) :]
+        moderation.screen(
+            self.blocklist, {"message": "\n".join(m.content for m in sent if m.role != "assistant")}
+        )
         with self.sessions() as session:
             persona = callable_persona(session, persona_id, caller)
             character = current_character(session, persona)
             session.expunge(persona)
         system = ChatMessage(role="system", content=system_message(persona, character))
         # The persona speaks first; the client's own turns (its history window) follow as sent.
-        return persona, character, [system, *messages[-(self.settings.history_turns * 2 + 1) :]]
+        return persona, character, [system, *sent]
 
     async def _prepare(
         self,

@@ -41,3 +41,6 @@ class ServerSettings:
     cors_origins: Sequence[str] = ()
     # An unfinished Idempotency-Key claim older than this (its process died) is taken over by a retry.
     idempotency_lease_s: float = 120.0
+    # A sign-in session (the front end's cookie) ends this long after sign-in: a fixed expiry, never extended.
+    session_ttl_s: float = 7 * 24 * 3600.0
+    password_reset_ttl_s: float = 3600.0  # a password reset token works once, within this long

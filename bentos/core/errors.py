@@ -35,6 +35,13 @@ class ErrorCode(enum.StrEnum):
     INVALID_ROLE = "invalid_role"
     INVALID_WALLET = "invalid_wallet"
     EMAIL_TAKEN = "email_taken"
+    # signing in (passwords, sessions, reset tokens, key scopes)
+    INVALID_PASSWORD = "invalid_password"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    SESSION_EXPIRED = "session_expired"
+    INVALID_RESET_TOKEN = "invalid_reset_token"
+    INVALID_SCOPE = "invalid_scope"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
     # idempotency keys
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
@@ -51,10 +58,17 @@ class ErrorCode(enum.StrEnum):
     BLOB_CORRUPT = "blob_corrupt"
     # personas and speech
     CONSENT_REQUIRED = "consent_required"
+    CONSENT_NOT_VERIFIED = "consent_not_verified"  # a public/unlisted persona needs a verified challenge
     INVALID_PERSONA = "invalid_persona"
     VOICE_REVOKED = "voice_revoked"
+    VOICE_RETIRED = "voice_retired"  # a clone step met the provider voice of a withdrawn persona
     VOICE_NOT_READY = "voice_not_ready"
     INVALID_TEXT = "invalid_text"
+    # trust: retry, preview, impersonation review, reports
+    PERSONA_NOT_FAILED = "persona_not_failed"
+    IMPERSONATION_SUSPECTED = "impersonation_suspected"
+    NOT_IN_REVIEW = "not_in_review"
+    REPORT_CLOSED = "report_closed"
     # the voice provider (provider_failure)
     PROVIDER_MISCONFIGURED = "provider_misconfigured"
     PROVIDER_RATE_LIMITED = "provider_rate_limited"
@@ -71,6 +85,8 @@ class ErrorCode(enum.StrEnum):
     INVALID_AMOUNT = "invalid_amount"
     INVALID_SIGNATURE = "invalid_signature"
     CHALLENGE_EXPIRED = "challenge_expired"
+    # webhooks
+    INVALID_WEBHOOK_URL = "invalid_webhook_url"
     # the chain node
     CHAIN_UNAVAILABLE = "chain_unavailable"
     # ours

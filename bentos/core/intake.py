@@ -19,6 +19,7 @@ from bentos.core.accounts import Caller
 from bentos.core.embedder import Embedder
 from bentos.core.errors import ErrorCode, PlatformError, from_audio_error, not_found
 from bentos.core.ids import new_id
+from bentos.core.personas import PersonaState
 from bentos.store import blob_refs
 from bentos.store.blobs import BlobStore
 from bentos.store.models import Account, EmbeddingRow, Persona, StoredFile
@@ -108,7 +109,9 @@ def impersonation_check(
     uploader_id: str,
     threshold: float | None,
 ) -> ImpersonationHit | None:
-    """With a real (pretrained) encoder: the closest live persona of another creator within `threshold`."""
+    """With a real (pretrained) encoder: the closest live persona of another creator within `threshold`.
+
+    At upload this warns the uploader; in the pipeline (after embedding) it holds the persona for review."""
     if not embedding.pretrained or threshold is None:
         return None
     with sessions() as session:
@@ -117,6 +120,7 @@ def impersonation_check(
             .join(EmbeddingRow, EmbeddingRow.persona_id == Persona.id)
             .where(
                 Persona.creator_id != uploader_id,
+                Persona.state == PersonaState.LIVE,
                 Persona.revoked_at.is_(None),
                 EmbeddingRow.vector.is_not(None),
                 EmbeddingRow.encoder == embedding.encoder,

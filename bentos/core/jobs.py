@@ -92,6 +92,18 @@ class JobQueue:
     def enqueue(self, persona_id: str) -> None:
         self._task(persona_id)
 
+    def register(self, name: str, run: Callable[[str], None]) -> Callable[[str], None]:
+        """Another job kind, taking one id (before start()): returns the function that enqueues one.
+
+        Such a job keeps its own attempts and schedule in the DB (bentos/core/outbound.py), so it never retries
+        here: whatever it raises is logged by huey and the row's lease brings it back."""
+        task: Any = self.huey.task(name=name)(run)
+
+        def enqueue(item_id: str) -> None:
+            task(item_id)
+
+        return enqueue
+
     def depth(self) -> int:
         return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
 

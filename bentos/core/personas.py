@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bentos.billing import holds
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import Outbox
-from bentos.core import funds
+from bentos.core import consent, funds, moderation, provider_cleanup
 from bentos.core.accounts import Caller, Role
 from bentos.core.errors import ErrorCode, PlatformError, forbidden, not_found
 from bentos.core.ids import new_id
@@ -45,9 +45,13 @@ class PersonaState(enum.StrEnum):
     LIVE = "live"
     FAILED = "failed"
     REVOKED = "revoked"
+    # Waiting for an admin: its upload sounds like another creator's persona (core/review.py). Not cloned.
+    REVIEW = "review"
 
 
-PIPELINE_STATES = tuple(s for s in PersonaState if s not in (PersonaState.FAILED, PersonaState.REVOKED))
+PIPELINE_STATES = tuple(
+    s for s in PersonaState if s not in (PersonaState.FAILED, PersonaState.REVOKED, PersonaState.REVIEW)
+)
 FINAL_STATES = (PersonaState.LIVE, PersonaState.FAILED, PersonaState.REVOKED)
 
 
@@ -141,6 +145,8 @@ class PersonaDraft:
     price_multiplier_bps: int | None = None
     transcript: str | None = None
     sample_text: str | None = None
+    consent_challenge_id: str | None = None  # a verified one: required for public and unlisted personas
+    verified_consent_required: bool = True  # the platform's rule (configs/consent: require_verified)
 
 
 def _check(draft: PersonaDraft) -> None:
@@ -188,6 +194,12 @@ def create_persona(
     upload = session.get(StoredFile, draft.file_id)
     if upload is None or upload.owner_id != creator.id:
         raise not_found(f"file {draft.file_id}")
+    challenge = (
+        consent.verified_challenge(session, creator.id, upload.id, draft.consent_challenge_id)
+        if draft.visibility in (Visibility.PUBLIC, Visibility.UNLISTED)
+        and (draft.verified_consent_required or draft.consent_challenge_id)
+        else None
+    )
     persona = Persona(
         id=new_id("vp"),
         creator_id=creator.id,
@@ -205,6 +217,8 @@ def create_persona(
         transcript=draft.transcript,
         sample_text=draft.sample_text,
         state=PersonaState.UPLOADED,
+        consent_challenge_id=challenge.id if challenge else None,
+        consent_recording_sha256=challenge.recording_sha256 if challenge else None,
     )
     session.add(persona)
     session.flush()
@@ -227,9 +241,11 @@ def start_persona(
     enqueue: Callable[[str], object],
     creator: Caller,
     draft: PersonaDraft,
+    blocklist: moderation.Moderation | None = None,
 ) -> StartedPersona:
     """Create the persona at its multiplier of the list prices, hold the clone fee on the creator's balance (402
-    when short: nothing is stored) and start its pipeline."""
+    when short: nothing is stored) and start its pipeline. Blocked words in its texts: 400, nothing stored."""
+    moderation.screen(blocklist, moderation.persona_texts(draft))
     if draft.model not in prices.list_price_per_10k:
         models = sorted(prices.list_price_per_10k)
         raise PlatformError(ErrorCode.INVALID_PERSONA, f"model must be one of {models}", 422)
@@ -266,7 +282,7 @@ def visible_persona(session: Session, persona_id: str, caller: Caller | None) ->
 def callable_persona(session: Session, persona_id: str, caller: Caller) -> Persona:
     persona = visible_persona(session, persona_id, caller)
     if persona.revoked_at is not None:
-        raise PlatformError(ErrorCode.VOICE_REVOKED, "this voice was revoked by its creator", 410)
+        raise PlatformError(ErrorCode.VOICE_REVOKED, "this voice was revoked and can no longer be used", 410)
     if persona.state != PersonaState.LIVE:
         raise PlatformError(
             ErrorCode.VOICE_NOT_READY, f"this voice is not live yet (state: {persona.state})", 409, True
@@ -284,17 +300,34 @@ def owned_persona(session: Session, persona_id: str, caller: Caller) -> Persona:
 # --- revocation --------------------------------------------------------------------------------------------
 
 
-def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, creator: Caller) -> None:
+def revoke(
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    persona_id: str,
+    creator: Caller,
+    *,
+    takedown: Callable[[Session, Persona], None] | None = None,
+) -> None:
     """The creator withdraws a persona: TTS stops at once (one commit), the sample, the vector and — when no
     other persona of theirs uses it — the upload are deleted, and the chain revoke is queued with the change.
+    With `takedown` an admin (`creator`) revokes it instead; `takedown(session, persona)` records why in the
+    same transaction (core/reports.py).
 
     Blobs shared with other rows (equal bytes uploaded by another account, a replayed TTS answer) are kept.
     """
     released: list[str] = []
     with sessions.begin() as session:
-        persona = owned_persona(session, persona_id, creator)
+        if takedown is not None and creator.role == Role.ADMIN:
+            found = session.get(Persona, persona_id)
+            if found is None:
+                raise not_found(f"voice {persona_id}")
+            persona = found
+        else:
+            persona = owned_persona(session, persona_id, creator)
         if persona.revoked_at is not None:
             return
+        if takedown is not None:
+            takedown(session, persona)
         persona.revoked_at = utcnow()
         persona.state = PersonaState.REVOKED
         fee = holds.open_hold(session, holds.Purpose.CLONE, persona.id)
@@ -306,8 +339,11 @@ def revoke(sessions: sessionmaker[Session], blobs: BlobStore, persona_id: str, c
         emb = embedding_row(session, persona.id)
         if emb is not None:
             emb.vector = None
+        released += provider_cleanup.forget_replays(session, persona.id)  # replayable TTS audio
         upload = session.get(StoredFile, persona.file_id) if persona.file_id else None
         if upload is not None and not _file_in_use(session, upload.id, persona.id):
+            # The provider voice is retired for good (StepFun has no voice delete); its file deletion is owed.
+            provider_cleanup.release_provider_side(session, persona, True, upload.step_file_id)
             if upload.blob_key:
                 released.append(upload.blob_key)
                 upload.blob_key = None

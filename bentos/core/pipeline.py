@@ -1,5 +1,8 @@
 """The persona pipeline (DESIGN §1): validate → embed → register (outbox) → clone → preview → live.
 
+With a calibrated threshold, a persona whose voice is that close to another creator's live persona stops after
+embedding in `review` (nothing registered or cloned) until an admin approves it (core/review.py).
+
 Each step reads the persona's state from the DB, does its work idempotently and commits the next state, so a
 killed worker resumes where it stopped: the chain intent is keyed by persona (written once), and StepFun answers
 `duplicated` for a second clone of the same audio, which reuses the voice and is not billed again.
@@ -27,9 +30,11 @@ from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import Outbox
 from bentos.core import metrics
 from bentos.core.embedder import Embedder
-from bentos.core.errors import provider_failure
+from bentos.core.errors import ErrorCode, provider_failure
 from bentos.core.ids import new_id
+from bentos.core.intake import impersonation_check
 from bentos.core.jobs import QueueSettings, Retry
+from bentos.core.notifications import Event, emit
 from bentos.core.personas import JobStatus, PersonaState
 from bentos.stepfun.client import StepFunClient
 from bentos.stepfun.errors import ProviderUnavailable, StepFunError
@@ -42,6 +47,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_TEXT = "Hello! This is my voice on VoxPersona."
 ZH_SAMPLE_TEXT = "你好，这是我在VoxPersona上的声音。"
+
+
+_RETIRED = (
+    "this recording's voice was withdrawn (its persona was revoked or taken down) and is never used again; "
+    "record a new sample"
+)
 
 
 class StepFailed(Exception):
@@ -81,6 +92,8 @@ def metadata_hash(persona: Persona, upload: StoredFile) -> str:
         "audio_sha256": upload.sha256,
         "consent": persona.consent_statement,
     }
+    if persona.consent_recording_sha256:  # verified consent: the recording of the challenge sentence too
+        doc["consent_recording_sha256"] = persona.consent_recording_sha256
     return "0x" + keccak(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hex()
 
 
@@ -94,6 +107,9 @@ class PersonaPipeline:
     queue: QueueSettings
     prices: PriceBook
     on_step: Callable[[str, str], None] | None = None  # (persona_id, new_state) — metrics, tests
+    # cfg.encoder.impersonation_threshold: a persona at least this close (cosine) to another creator's live
+    # persona waits in review; None (an untrained encoder has no calibrated threshold): no check.
+    impersonation_threshold: float | None = None
 
     def run(self, persona_id: str) -> None:
         """Advance a persona to 'live' (or 'failed'); raises Retry for a retryable failure with attempts left."""
@@ -158,6 +174,9 @@ class PersonaPipeline:
         except AudioError as err:  # e.g. the intake rules were tightened since the upload
             raise StepFailed(err.code, err.message) from None
         embedding = self.embedder.embed(clip)
+        with self.sessions() as session:
+            creator_id = session.scalar(select(Persona.creator_id).where(Persona.id == persona_id))
+        hit = impersonation_check(self.sessions, embedding, creator_id or "", self.impersonation_threshold)
         with self.sessions.begin() as session:
             row = session.query(EmbeddingRow).filter_by(persona_id=persona_id).one_or_none()
             if row is None:
@@ -172,6 +191,18 @@ class PersonaPipeline:
                         hash=embedding.hash,
                     )
                 )
+            if hit is not None:  # held for an admin before anything is registered, cloned or billed
+                persona = session.get(Persona, persona_id)
+                assert persona is not None
+                persona.state = PersonaState.REVIEW
+                persona.impersonation_of, persona.impersonation_cosine = hit.persona_id, hit.cosine
+                emit(
+                    session,
+                    persona.creator_id,
+                    Event.PERSONA_REVIEW,
+                    {"personaId": persona_id, "decision": "pending", "cosine": hit.cosine},
+                )
+                return PersonaState.REVIEW
         return PersonaState.EMBEDDED
 
     def _register(self, persona_id: str) -> str:
@@ -205,6 +236,8 @@ class PersonaPipeline:
             model, transcript, requested = persona.model, persona.transcript, persona.sample_text
             language = persona.language
         clone = self._clone_row(upload.id, model)
+        if clone.provider_voice_retired_at is not None:
+            raise StepFailed(ErrorCode.VOICE_RETIRED, _RETIRED)
         if clone.step_voice_id is None:
             step_file_id = self._provider_file(upload)
             sample_text = requested or (ZH_SAMPLE_TEXT if language == "zh" else DEFAULT_SAMPLE_TEXT)
@@ -239,6 +272,15 @@ class PersonaPipeline:
                     f"and sample ({clone.sample_text!r}) were reused, with no second clone fee.",
                 ]
         return PersonaState.CLONED
+
+    def provider_file_id(self, file_id: str) -> str:
+        """The provider's id for one stored upload (uploaded to the provider now if it never was); raises
+        Deferred while another worker is uploading it."""
+        with self.sessions() as session:
+            upload = session.get(StoredFile, file_id)
+            if upload is None or not upload.blob_key:
+                raise StepFailed("blob_missing", "the uploaded audio is no longer stored")
+        return self._provider_file(upload)
 
     def _provider_file(self, upload: StoredFile) -> str:
         """The provider's id for this upload: one provider file per upload, whatever the retries, crashes and
@@ -318,6 +360,12 @@ class PersonaPipeline:
             # (a `duplicated` answer to a retry of our own timed-out request was still paid once).
             seen = session.scalar(select(VoiceClone.id).where(VoiceClone.step_voice_id == voice_id))
             row.step_voice_id, row.sample_text, row.claimed_at = voice_id, sample_text, None
+            retired = select(VoiceClone.id).where(
+                VoiceClone.step_voice_id == voice_id, VoiceClone.provider_voice_retired_at.is_not(None)
+            )
+            retire = session.scalar(retired) is not None  # `duplicated`: the audio of a withdrawn voice
+            if retire:
+                row.provider_voice_retired_at = utcnow()
             row.billed = seen is None
             if sample_audio:
                 row.sample_blob_key = blob_refs.hold(session, self.blobs, sample_audio)
@@ -326,7 +374,9 @@ class PersonaPipeline:
                 persona = session.get(Persona, persona_id)
                 assert persona is not None
                 persona.clones_billed += 1
-            return row
+        if retire:
+            raise StepFailed(ErrorCode.VOICE_RETIRED, _RETIRED)
+        return row
 
     def _preview(self, persona_id: str) -> str:
         with self.sessions() as session:
@@ -398,6 +448,8 @@ class PersonaPipeline:
                 return
             if persona.state == state:  # the step may already have committed it (register)
                 persona.state = next_state
+                if next_state == PersonaState.LIVE:  # once: with the commit that makes it live
+                    emit(session, persona.creator_id, Event.PERSONA_LIVE, _event_data(persona))
             persona.failure_step = persona.failure_code = persona.failure_message = None
             persona.failure_retryable = None
             job = self._job(session, persona_id)
@@ -426,6 +478,9 @@ class PersonaPipeline:
                     job.status = JobStatus.FAILED
                 if not failure.retryable:  # final: nothing will be cloned, the fee goes back
                     _release_clone_fee(session, persona_id, f"pipeline failed: {failure.code}")
+                data = {**_event_data(persona), "failure": {"step": step, "code": failure.code,
+                                                            "retryable": failure.retryable}}  # fmt: skip
+                emit(session, persona.creator_id, Event.PERSONA_FAILED, data)
         log.warning(
             "persona %s failed at %s: %s (%s)",
             persona_id,
@@ -446,12 +501,18 @@ class PersonaPipeline:
                 job is not None
                 and job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
                 and persona is not None
+                and persona.state != PersonaState.REVIEW  # the job waits for the admin's decision
             ):
                 job.status = JobStatus.SUCCEEDED if persona.state == PersonaState.LIVE else JobStatus.FAILED
 
     @staticmethod
     def _job(session: Session, persona_id: str) -> Job | None:
         return session.query(Job).filter_by(persona_id=persona_id).order_by(Job.created_at.desc()).first()
+
+
+def _event_data(persona: Persona) -> dict[str, Any]:
+    """What a persona.live / persona.failed notification carries."""
+    return {"personaId": persona.id, "name": persona.name, "status": persona.state}
 
 
 def _release_clone_fee(session: Session, persona_id: str, why: str) -> None:

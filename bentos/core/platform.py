@@ -22,13 +22,18 @@ from bentos.chain.registry import ChainRegistry
 from bentos.chain.settings import money_on_chain
 from bentos.core import funds, metrics
 from bentos.core.config import ServerSettings, load_config
+from bentos.core.consent import ConsentSettings
 from bentos.core.embedder import Embedder, LocalEmbedder
 from bentos.core.encoder_runtime import EncoderChoice, build_from_choice
 from bentos.core.jobs import JobQueue, QueueSettings
 from bentos.core.key_limits import KeyRateLimiter
+from bentos.core.moderation import NO_MODERATION, Moderation
 from bentos.core.money_loop import MoneyLoop
+from bentos.core.outbound import RetryPolicy
 from bentos.core.personas import PIPELINE_STATES
 from bentos.core.pipeline import PersonaPipeline
+from bentos.core.provider_cleanup import ProviderCleanupRunner
+from bentos.core.webhooks import WebhookSender, WebhookSettings
 from bentos.stepfun.client import AsyncStepFunClient, StepFunClient
 from bentos.stepfun.health import ProviderHealth
 from bentos.stepfun.settings import ProviderSettings
@@ -60,6 +65,10 @@ class Platform:
         self.audio: AudioSettings = instantiate(cfg.audio)
         self.prices: PriceBook = instantiate(cfg.billing, _convert_="all")
         self.key_limiter = KeyRateLimiter(self.prices.key_requests_per_minute)
+        node = cfg.get("moderation")
+        self.moderation: Moderation = (
+            instantiate(node, _convert_="all") if node is not None else NO_MODERATION
+        )
         db: DatabaseSettings = instantiate(cfg.db)
         self.engine = make_engine(db)
         migrate(self.engine)
@@ -82,8 +91,20 @@ class Platform:
             self.provider,
             self.queue_settings,
             self.prices,
+            impersonation_threshold=(
+                cfg.encoder.get("impersonation_threshold") if self.moderation.impersonation_review else None
+            ),
         )
         self.jobs = JobQueue(self.queue_settings, self.pipeline.run)
+        # Consent challenges, webhooks and provider clean-ups (docs/architecture.md §5): the last two are sent
+        # by the job queue, claimed when due by the background loop.
+        self.consent: ConsentSettings = instantiate(cfg.consent, _convert_="all")
+        self.webhook_settings: WebhookSettings = instantiate(cfg.webhooks, _convert_="all")
+        self.webhooks = WebhookSender(self.sessions, self.webhook_settings)
+        cleanup_policy = RetryPolicy(max_attempts=12, base_s=self.queue_settings.retry_base_seconds, cap_s=600.0)
+        self.provider_cleanup = ProviderCleanupRunner(self.sessions, self.provider, cleanup_policy)
+        self._send_webhook = self.jobs.register("webhook_delivery", self.webhooks.attempt)
+        self._clean_provider = self.jobs.register("provider_cleanup", self.provider_cleanup.attempt)
         self._stop = threading.Event()
         self._outbox_thread: threading.Thread | None = None
         self.money: MoneyLoop | None = None
@@ -123,6 +144,11 @@ class Platform:
                 except Exception:
                     log.exception("reviving failed pipelines or releasing stale holds failed")
                 next_revival = time.monotonic() + min(30.0, self.queue_settings.revive_after_s / 2)
+            try:
+                self.webhooks.dispatch_due(self._send_webhook)
+                self.provider_cleanup.dispatch_due(self._clean_provider)
+            except Exception:
+                log.exception("dispatching webhook deliveries or provider clean-ups failed")
             try:
                 dispatcher = dispatcher or OutboxDispatcher(self.sessions, self.chain)
                 report = dispatcher.dispatch_pending()

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bentos.billing import holds
 from bentos.billing.holds import Purpose, Reservation
 from bentos.billing.pricing import Charge, PriceBook
-from bentos.core import funds, longform, metrics
+from bentos.core import funds, longform, metrics, moderation
 from bentos.core.accounts import Caller
 from bentos.core.errors import ErrorCode, PlatformError, from_provider_error
 from bentos.core.idempotency import BlobBody, Idempotency, StoredResponse, payload_hash
@@ -196,6 +196,7 @@ class TextToSpeech:
     long_max_chars: int = 0  # longer texts than max_chars, up to this, are spoken in parts; 0: none
     long_concurrency: int = 2  # a long text's provider calls in flight
     long_first_chars: int = 200  # a long text's first part is at most this long (its first byte waits for it)
+    blocklist: moderation.Moderation | None = None  # refused text: 400 content_blocked, before any hold
 
     @property
     def text_limit(self) -> int:
@@ -212,6 +213,7 @@ class TextToSpeech:
         """
         persona = await anyio.to_thread.run_sync(self._persona, order.voice, caller)
         check_text(order.text, self.text_limit)
+        moderation.screen(self.blocklist, {"text": order.text})
         parts = self._parts(order)
         speech = speech_request(persona, order if len(parts) == 1 else replace(order, text=parts[0]))
         charge = self._charge(speech.model, len(order.text), persona)

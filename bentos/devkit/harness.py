@@ -125,6 +125,11 @@ def platform_overrides(
         # Tests create personas and speak freely; the money tests set their own credit.
         f"billing.trial_credit={TEST_TRIAL_CREDIT}",
         "billing.key_requests_per_minute=0",  # tests poll fast; the limit has its own tests
+        # Tests give many creators the same few generated voices; the blocking guard has its own (tests/trust).
+        "moderation.impersonation_review=false",
+        # Tests of other features make public personas from synthetic audio without a consent recording; the
+        # verified-consent rule has its own tests (tests/consent_privacy), which turn it back on.
+        "consent.require_verified=false",
     ]
     if db_url:
         overrides += ["db=postgres", f"db.url='{db_url}'"]

@@ -81,7 +81,8 @@ class ApiKey(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    scopes: Mapped[str] = mapped_column(String(200), default="*")
+    name: Mapped[str] = mapped_column(String(60), default="")  # the holder's label (migration 0008)
+    scopes: Mapped[str] = mapped_column(String(200), default="*")  # "*" = full; bentos.core.scopes
     created_at: Mapped[datetime] = _ts(default=utcnow)
     revoked_at: Mapped[datetime | None] = _ts(nullable=True)
 
@@ -138,6 +139,9 @@ class VoiceClone(Base):
     billed_persona_id: Mapped[str | None] = mapped_column(String(40))
     claimed_at: Mapped[datetime | None] = _ts(nullable=True)
     created_at: Mapped[datetime] = _ts(default=utcnow)
+    # migration 0007: set when its persona is revoked; StepFun has no voice delete, so the product never uses
+    # this provider voice again.
+    provider_voice_retired_at: Mapped[datetime | None] = _ts(nullable=True)
 
 
 class Persona(Base):
@@ -158,6 +162,9 @@ class Persona(Base):
     price_multiplier_bps: Mapped[int] = mapped_column(Integer, default=10_000)  # × each model's list price
     consent_statement: Mapped[str] = mapped_column(Text)
     consent_at: Mapped[datetime] = _ts(default=utcnow)
+    # migration 0007: the verified consent challenge (public/unlisted personas) and its recording's sha256.
+    consent_challenge_id: Mapped[str | None] = mapped_column(String(40))
+    consent_recording_sha256: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(40))
     transcript: Mapped[str | None] = mapped_column(Text)
     sample_text: Mapped[str | None] = mapped_column(String(200))

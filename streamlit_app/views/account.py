@@ -1,4 +1,6 @@
-"""Account & billing: sign up (key shown once) or paste a key; usage, creator earnings, settlement."""
+"""Account & billing: sign in (email + password, or an API key), sign up, reset a forgotten password, try the
+demo creator; then the account, its API keys (create with a name and scope, list, revoke), usage, earnings and
+settlement."""
 
 from __future__ import annotations
 
@@ -10,21 +12,66 @@ import pandas as pd
 import streamlit as st
 
 from streamlit_app import session
-from streamlit_app.api_client import Account, ApiError, PlatformClient, Settlement, Usage
+from streamlit_app.api_client import Account, ApiError, ApiKeyInfo, PlatformClient, Settlement, Usage
 from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
 
 WALLET = re.compile(r"^0x[0-9a-fA-F]{40}$")
+PASSWORD_MIN_CHARS = 8  # the platform's rule (it refuses shorter with `invalid_password`); said here up front
 SETTLEMENT_FINAL = frozenset({"confirmed", "failed"})
 SETTLEMENT_BADGES = {"pending": "blue", "sent": "orange", "confirmed": "green", "failed": "red"}
+SCOPES = {
+    "full": "full — everything this account can do",
+    "speech": "speech — read, and speak or chat with personas (billed)",
+    "read": "read — look only, change nothing",
+}
+WALLET_PAGE = "views/wallet.py"
 _SIGN_UP_KEY = "vp_sign_up_idempotency_key"
 _FOLLOWING = "vp_following_settlement"
+_RESET_SENT = "vp_reset_sent_to"
+MODES = ("Sign in", "Create an account", "Forgot password?")
+
+
+def sign_in_form() -> None:
+    with st.form("sign-in"):
+        email = st.text_input("Email", autocomplete="email")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        st.caption("…or sign in with an API key instead:")
+        key = st.text_input("API key", type="password", placeholder="vpk_…")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return
+    if key.strip():
+        with PlatformClient.from_env(key.strip()) as api:
+            try:
+                signed_in = api.sign_in_with_key()
+            except ApiError as err:
+                show_api_error(err, context="That key was not accepted")
+                return
+    elif email.strip() and password:
+        with session.client() as api:
+            try:
+                signed_in = api.sign_in(email.strip(), password)
+            except ApiError as err:
+                show_api_error(err, context="Sign-in failed")
+                return
+    else:
+        st.error("Enter your email and password, or an API key.", icon=":material/error:")
+        return
+    session.start(signed_in)
+    st.rerun()
 
 
 def sign_up_form() -> None:
     with st.form("sign-up"):
         name = st.text_input("Name")
-        email = st.text_input("Email")
+        email = st.text_input("Email", autocomplete="email")
+        password = st.text_input(
+            "Password",
+            type="password",
+            autocomplete="new-password",
+            help=f"at least {PASSWORD_MIN_CHARS} characters",
+        )
         role = st.radio(
             "I want to",
             ["creator", "consumer"],
@@ -40,6 +87,8 @@ def sign_up_form() -> None:
         problems.append("Enter your name.")
     if "@" not in email:
         problems.append("Enter a valid email address.")
+    if len(password) < PASSWORD_MIN_CHARS:
+        problems.append(f"Choose a password of at least {PASSWORD_MIN_CHARS} characters.")
     if wallet.strip() and not WALLET.match(wallet.strip()):
         problems.append("A payout wallet is 0x followed by 40 hex digits.")
     if problems:
@@ -55,48 +104,104 @@ def sign_up_form() -> None:
                 role,  # type: ignore[arg-type]
                 wallet.strip() or None,
                 idempotency_key=idempotency_key,
+                password=password,
             )
+            signed_in = api.sign_in(email.strip(), password)
         except ApiError as err:
             st.session_state.pop(_SIGN_UP_KEY, None)
             show_api_error(err, context="Sign-up failed")
             return
     st.session_state.pop(_SIGN_UP_KEY, None)
-    if not signed_up["apiKey"]:  # a replayed sign-up: the key was in the first answer only
+    session.start(signed_in, reveal_key=signed_up["apiKey"])
+    st.rerun()
+
+
+def forgot_password_forms() -> None:
+    st.caption("We send a one-time reset token to your email; it works once, for an hour.")
+    with st.form("reset-request"):
+        email = st.text_input("Email", autocomplete="email")
+        asked = st.form_submit_button("Send reset token")
+    if asked and "@" in email:
+        with session.client() as api:
+            try:
+                api.request_password_reset(email.strip())
+            except ApiError as err:
+                show_api_error(err, context="Could not ask for a reset")
+                return
+        st.session_state[_RESET_SENT] = email.strip()
+    elif asked:
+        st.error("Enter the email address of your account.", icon=":material/error:")
+    sent_to = st.session_state.get(_RESET_SENT)
+    if sent_to:
+        st.info(f"If an account uses {sent_to}, a reset token is on its way to it.", icon=":material/mail:")
+    with st.form("reset-password"):
+        token = st.text_input("Reset token", placeholder="vpr_…")
+        password = st.text_input("New password", type="password", autocomplete="new-password")
+        submitted = st.form_submit_button("Set new password", type="primary")
+    if not submitted:
+        return
+    if not token.strip() or len(password) < PASSWORD_MIN_CHARS:
         st.error(
-            "This sign-up was already completed; its API key was shown only once. "
-            "Use the key you saved below.",
+            f"Paste the token from the mail and choose a password of at least {PASSWORD_MIN_CHARS} characters.",
             icon=":material/error:",
         )
         return
-    session.sign_in(signed_up["apiKey"], signed_up["account"], reveal=True)
-    st.rerun()
-
-
-def existing_key_form() -> None:
-    with st.form("existing-key"):
-        key = st.text_input("API key", type="password")
-        submitted = st.form_submit_button("Use this key")
-    if not submitted or not key.strip():
-        return
-    with PlatformClient.from_env(key.strip()) as api:
+    with session.client() as api:
         try:
-            me = api.me()
+            account = api.reset_password(token.strip(), password)
+            signed_in = api.sign_in(account["email"], password)
         except ApiError as err:
-            show_api_error(err, context="That key was not accepted")
+            show_api_error(err, context="The password was not changed")
             return
-    session.sign_in(key.strip(), me)
+    st.session_state[_RESET_SENT] = None
+    session.start(signed_in)
     st.rerun()
+
+
+def demo_button() -> None:
+    demo = session.demo_credentials()
+    if demo is None:
+        return
+    if st.button("Try the demo creator", icon=":material/play_circle:"):
+        with session.client() as api:
+            try:
+                signed_in = api.sign_in(*demo)
+            except ApiError as err:
+                show_api_error(err, context="The demo account is not available")
+                return
+        session.start(signed_in)
+        st.rerun()
+    st.caption("A shared account that `make run` made, for a look around — sign out when you are done.")
+
+
+def signed_out_page() -> None:
+    ended = session.take_ended_reason()
+    if ended:
+        st.warning(ended, icon=":material/logout:")
+    mode = st.radio("What would you like to do?", MODES, horizontal=True, label_visibility="collapsed")
+    if mode == MODES[0]:
+        sign_in_form()
+    elif mode == MODES[1]:
+        sign_up_form()
+    else:
+        forgot_password_forms()
+    st.divider()
+    demo_button()
 
 
 def show_account(me: Account) -> None:
-    key = session.take_key_to_reveal()
+    key = session.key_to_reveal()
     if key:
         st.success(f"Welcome, {me['name']} — your account is ready.", icon=":material/celebration:")
         st.warning(
-            "This is your API key. Copy it now and keep it secret: it is shown only this once.",
+            "This is your API key, for programs that call the platform. Copy it now and keep it secret: it is "
+            "shown only this once. (You sign in here with your email and password.)",
             icon=":material/key:",
         )
         st.code(key, language=None)
+        if st.button("I have copied it", icon=":material/check:"):
+            session.key_revealed()
+            st.rerun()
     info_col, action_col = st.columns([4, 1])
     info_col.markdown(
         f"**{me['name']}** · {me['email']} · {me['role']}  \n"
@@ -106,6 +211,60 @@ def show_account(me: Account) -> None:
     if action_col.button("Sign out", icon=":material/logout:"):
         session.sign_out()
         st.rerun()
+    if me["role"] == "creator" and not me.get("payoutWallet"):
+        st.info("Set a payout wallet to settle your earnings.", icon=":material/account_balance_wallet:")
+        st.page_link(WALLET_PAGE, label="Set the payout wallet on Wallet", icon=":material/arrow_forward:")
+
+
+def key_row(api: PlatformClient, key: ApiKeyInfo) -> None:
+    with st.container(border=True, key=f"vp-key-{key['id']}"):
+        text_col, button_col = st.columns([5, 1], vertical_alignment="center")
+        status = (
+            f":red-badge[revoked {key['revokedAt'][:10]}]" if key["revokedAt"] else ":green-badge[active]"
+        )
+        text_col.markdown(
+            f"**{key['name'] or 'unnamed key'}** · `{key['prefix']}…` · scope **{key['scope']}** · "
+            f"created {key['createdAt'][:10]} {status}"
+        )
+        if key["revokedAt"]:
+            return
+        if button_col.button("Revoke", key=f"revoke-{key['id']}", icon=":material/block:"):
+            try:
+                api.revoke_key(key["id"])
+            except ApiError as err:
+                show_api_error(err, context="The key was not revoked")
+                return
+            st.rerun()
+
+
+def show_keys(api: PlatformClient) -> None:
+    st.subheader("API keys")
+    st.caption(
+        "For programs that call the platform. A key is shown once, when it is made; revoke one you lost."
+    )
+    with st.form("new-key", clear_on_submit=True):
+        name_col, scope_col = st.columns([3, 2])
+        name = name_col.text_input("Key name", placeholder="e.g. my podcast script", max_chars=60)
+        scope = scope_col.selectbox("Scope", [*SCOPES], format_func=lambda s: SCOPES[s])
+        create = st.form_submit_button("Create key", icon=":material/key:")
+    if create:
+        try:
+            issued = api.create_key(name.strip(), scope or "full")
+        except ApiError as err:
+            show_api_error(err, context="The key was not created")
+        else:
+            st.warning(
+                f"Your new key **{issued['key']['name'] or 'unnamed key'}** — copy it now: it is shown only this once.",
+                icon=":material/key:",
+            )
+            st.code(issued["apiKey"], language=None)
+    try:
+        keys = api.list_keys()
+    except ApiError as err:
+        show_api_error(err, context="The keys could not be listed")
+        return
+    for key in keys:
+        key_row(api, key)
 
 
 def show_usage(usage: Usage, personas: dict[str, str]) -> None:
@@ -206,16 +365,14 @@ def show_settlements(api: PlatformClient, usage: Usage) -> None:
 st.title("Account & billing")
 me = session.account()
 if me is None:
-    sign_up_tab, key_tab = st.tabs(["Sign up", "I have an API key"])
-    with sign_up_tab:
-        sign_up_form()
-    with key_tab:
-        existing_key_form()
+    signed_out_page()
     st.stop()
 
 show_account(me)
 st.divider()
 with session.client() as api:
+    show_keys(api)
+    st.divider()
     try:
         usage = api.usage()
     except ApiError as err:

@@ -1,5 +1,6 @@
 """Billing: the balance (available and reserved), spend and earnings per day, the month's statement to download
-and the settlement history with tx hashes.
+and the settlement history: what reached the creator's wallet, the wallet, the tx (linked to the chain's explorer
+when it has one). Headline amounts are to the cent with the exact value on hover; statement tables are exact.
 
 Every amount is the platform's (`GET /balance`, `GET /statements`, `GET /settlements`); the page only groups
 them by day for the charts and formats them.
@@ -12,10 +13,12 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import session
+from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, Statement
-from streamlit_app.money import MICRO_PER_CNY, format_cny
+from streamlit_app.dates import local_time
+from streamlit_app.money import MICRO_PER_CNY, exact_cny, exactly, format_cny
 from streamlit_app.notices import show_api_error
+from streamlit_app.settlements import show_settlement
 
 MONTHS_OFFERED = 6
 TOP_UP_HINT = "To add money, make a crypto deposit on **Wallet** or ask an admin for a credit grant."
@@ -49,10 +52,21 @@ def show_balance(is_creator: bool) -> None:
             show_api_error(err, context="Could not read the balance")
             return
     columns = st.columns(3 if is_creator else 2)
-    columns[0].metric("Available", format_cny(funds["available"]))
-    columns[1].metric("Reserved", format_cny(funds["reserved"]), help="held for calls in flight")
+    columns[0].metric("Available", format_cny(funds["available"]), help=exactly(funds["available"]))
+    columns[1].metric(
+        "Reserved",
+        format_cny(funds["reserved"]),
+        help="held for calls in flight"
+        + (f" — {exactly(funds['reserved'])}" if exactly(funds["reserved"]) else ""),
+    )
     if is_creator:
-        columns[2].metric("Unpaid earnings", format_cny(funds.get("earnings", 0)))
+        earnings = funds.get("earnings", 0)
+        columns[2].metric(
+            "Unpaid earnings",
+            format_cny(earnings),
+            help="your share of calls not yet paid out"
+            + (f" — {exactly(earnings)}" if exactly(earnings) else ""),
+        )
     st.caption(TOP_UP_HINT)
     st.page_link("views/wallet.py", label="Top up on Wallet", icon=":material/account_balance_wallet:")
 
@@ -76,15 +90,17 @@ def show_spend(statement: Statement) -> None:
     calls_col, chars_col, spent_col = st.columns(3)
     calls_col.metric("Calls", f"{totals['calls']:,}")
     chars_col.metric("Characters", f"{totals['chars']:,}")
-    spent_col.metric("Spent", format_cny(totals["amount"]))
+    spent_col.metric("Spent", format_cny(totals["amount"]), help=exactly(totals["amount"]))
     if not invoice["lines"]:
         st.caption("No calls paid this month.")
         return
     st.bar_chart(per_day(list(invoice["lines"]), "amount", "spend (CNY)"))  # type: ignore[arg-type]
     lines = pd.DataFrame(invoice["lines"])
-    lines["amount"] = lines["amount"].map(format_cny)
-    lines["unitPrice"] = lines["unitPrice"].map(format_cny)
-    st.dataframe(lines, hide_index=True, use_container_width=True)
+    for column in ("amount", "unitPrice"):  # exact: a statement line is where every micro-yuan is shown
+        lines[column] = lines[column].map(exact_cny)
+    if "createdAt" in lines:
+        lines["createdAt"] = lines["createdAt"].map(local_time)
+    st.dataframe(lines, hide_index=True, width="stretch")
     download("Download invoice (CSV)", statement["period"], "invoice")
 
 
@@ -95,15 +111,16 @@ def show_earnings(statement: Statement) -> None:
     st.subheader("Earnings")
     totals = earnings["totals"]
     gross_col, share_col, calls_col = st.columns(3)
-    gross_col.metric("Callers paid", format_cny(totals.get("gross", 0)))
-    share_col.metric("Your share", format_cny(totals.get("creatorShare", 0)))
+    gross, share = totals.get("gross", 0), totals.get("creatorShare", 0)
+    gross_col.metric("Callers paid", format_cny(gross), help=exactly(gross))
+    share_col.metric("Your share", format_cny(share), help=exactly(share))
     calls_col.metric("Calls of your personas", f"{totals.get('calls', 0):,}")
     if earnings["days"]:
         st.line_chart(per_day(list(earnings["days"]), "creatorShare", "earnings (CNY)"))  # type: ignore[arg-type]
         days = pd.DataFrame(earnings["days"])
         for column in ("gross", "creatorShare", "providerCost", "platformShare"):
-            days[column] = days[column].map(format_cny)
-        st.dataframe(days, hide_index=True, use_container_width=True)
+            days[column] = days[column].map(exact_cny)
+        st.dataframe(days, hide_index=True, width="stretch")
         download("Download earnings (CSV)", statement["period"], "earnings")
     else:
         st.caption("Your personas were not called this month.")
@@ -120,17 +137,9 @@ def show_settlements() -> None:
     if not settlements:
         st.caption("No settlements yet: earnings are paid out on chain every settlement period.")
         return
-    rows = [
-        {
-            "settlement": s["settlementId"],
-            "created": s.get("createdAt"),
-            "paid to you": format_cny(s.get("creatorAmount", s["amount"])),
-            "status": s["status"],
-            "tx hash": s["txHash"] or "—",
-        }
-        for s in settlements
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    explorer = contract.explorer_url(contract.limits())
+    for settlement in settlements:
+        show_settlement(settlement, explorer)
 
 
 st.title("Billing")

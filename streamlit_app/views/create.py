@@ -4,6 +4,10 @@ The upload limits, the form's lengths and choices and the pipeline's steps are t
 (`GET /v1/limits` → `upload`, `persona`, `pipeline`); so are the price terms: a creator picks a multiplier of
 each model's list price within `prices.multiplierBpsMin/Max`, and creating holds `prices.cloneFee` from their
 balance (a `402` when it can't be held is explained in plain words).
+
+What this page keeps between reruns is kept per signed-in account (`_mine`): switching accounts never shows the
+previous account's pipeline or uploads. A consumer learns before the form that creating needs a creator account.
+Public and unlisted personas need a recorded, verified consent sentence (`consent_widget.render_consent`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import streamlit as st
 
 from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, FileIntake, PersonaLimits, PipelineLimits, Prices, UploadLimits
+from streamlit_app.consent_widget import render_consent
 from streamlit_app.money import format_cny
-from streamlit_app.notices import show_api_error, show_short_of_money
+from streamlit_app.notices import show_api_error, show_short_of_money, small_code
 from streamlit_app.pipeline import is_final
 from streamlit_app.progress import GENERATE_PAGE, PERSONA_PAGE, follow_pipeline, show_outcome
 from streamlit_app.samples import play_sample
@@ -26,16 +31,27 @@ CONSENT_STATEMENT = (
     "I am the person speaking in this recording, or I have their explicit permission to create an AI voice "
     "persona from it, and I understand others may call it for speech."
 )
-_CREATING = "vp_create_voice"  # {"voiceId", "jobId"} of the persona being created
-_INTAKES = "vp_create_intakes"  # sha256 of the audio → intake report or ApiError
-_IDEMPOTENCY = "vp_create_idempotency_key"
+_STATE = "vp_create"  # account id → this page's state for that account (see `_mine`)
+_CREATING = "voice"  # {"voiceId", "jobId"} of the persona being created
+_INTAKES = "intakes"  # sha256 of the audio → intake report or ApiError
+_IDEMPOTENCY = "idempotency_key"
 MULTIPLIER_STEP_BPS = 500  # the slider's notches (0.05×); the bounds themselves are the platform's
+ACCOUNT_PAGE = "views/account.py"
+VERIFIED_CONSENT = ("public", "unlisted")  # visibilities the platform creates only with a verified consent
+
+
+def _mine() -> dict[str, Any]:
+    """This page's state for the signed-in account only."""
+    me = session.account()
+    owner = me["id"] if me else ""
+    per_account: dict[str, dict[str, Any]] = st.session_state.setdefault(_STATE, {})
+    return per_account.setdefault(owner, {})
 
 
 def intake(name: str, content: bytes, content_type: str) -> FileIntake | ApiError:
     """`POST /files` once per distinct audio in this session: reruns reuse the answer."""
     digest = hashlib.sha256(content).hexdigest()
-    reports: dict[str, FileIntake | ApiError] = st.session_state.setdefault(_INTAKES, {})
+    reports: dict[str, FileIntake | ApiError] = _mine().setdefault(_INTAKES, {})
     if digest not in reports:
         with st.spinner("Checking the audio…"), session.client() as api:
             try:
@@ -83,11 +99,13 @@ def audio_step(upload: UploadLimits) -> FileIntake | None:
     content = audio.getvalue()
     if len(content) > upload["maxBytes"]:  # refused here, before sending it
         st.error(
-            f"**`file_too_large`** — this file is {contract.mib(len(content))}; the platform accepts at most "
-            f"{size}. Trim it to {window} of speech.",
+            f"This file is {contract.mib(len(content))}; the platform accepts at most {size}. "
+            f"Trim it to {window} of speech.  \n{small_code('file_too_large')}",
             icon=":material/error:",
         )
         return None
+    if source == "Upload a file":  # a recording has its own player; a file is heard here before it is sent
+        st.audio(content, format=audio.type or "audio/wav")
     report = intake(audio.name, content, audio.type or "application/octet-stream")
     if isinstance(report, ApiError):
         show_api_error(report, context="This audio can't be used")
@@ -126,8 +144,41 @@ def clone_fee_text(prices: Prices) -> str:
     )
 
 
-def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Prices) -> None:
-    st.subheader("2 · The persona")
+def consent_step(report: FileIntake | None, persona: PersonaLimits) -> tuple[str, str, str | None]:
+    """Visibility and language first: public and unlisted personas need the consent sentence recorded in the
+    creator's voice (a verified challenge) before the form is sent."""
+    st.subheader("2 · Who may use it")
+    left, right = st.columns(2)
+    options = persona["visibilities"]
+    visibility = str(  # private first: it needs nothing more, and nothing is listed by surprise
+        left.selectbox(
+            "Visibility",
+            options,
+            index=options.index("private") if "private" in options else 0,
+            format_func=contract.visibility_text,
+        )
+    )
+    language = str(right.selectbox("Language", persona["languages"], format_func=contract.language_name))
+    if visibility not in VERIFIED_CONSENT:
+        return visibility, language, None
+    if report is None:
+        st.caption(
+            "A public or unlisted persona needs your consent sentence recorded after the voice sample."
+        )
+        return visibility, language, None
+    with session.client() as api:
+        challenge_id = render_consent(api, report["fileId"], language)
+    return visibility, language, challenge_id
+
+
+def details_step(
+    report: FileIntake | None,
+    persona: PersonaLimits,
+    prices: Prices,
+    who: tuple[str, str, str | None],
+) -> None:
+    visibility, language, challenge_id = who
+    st.subheader("3 · The persona")
     with st.form("persona"):
         name = st.text_input("Name *", max_chars=persona["nameMaxChars"], placeholder="e.g. Calm Narrator")
         description = st.text_area(
@@ -143,12 +194,7 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
             placeholder="comma-separated, e.g. narrator, calm",
             help=f"Up to {persona['maxTags']} tags of at most {persona['tagMaxChars']} characters each.",
         )
-        left, middle, right = st.columns(3)
-        language = left.selectbox("Language", persona["languages"], format_func=contract.language_name)
-        visibility = middle.selectbox(
-            "Visibility", persona["visibilities"], format_func=contract.visibility_text
-        )
-        model = right.selectbox("Voice model", persona["models"])
+        model = st.selectbox("Voice model", persona["models"])
         options = multiplier_options(prices)
         multiplier = st.select_slider(
             "Price multiplier",
@@ -188,11 +234,20 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
         problems.append(f"Tags have at most {persona['tagMaxChars']} characters: {', '.join(long_tags)}.")
     if not attested or not statement.strip():
         problems.append("Consent is required: tick the attestation box.")
+    if visibility in VERIFIED_CONSENT and not challenge_id:
+        problems.append(
+            f"A {visibility} persona needs your consent sentence recorded and verified (step 2) — "
+            "or choose Private."
+        )
     if problems:
         st.error("  \n".join(problems), icon=":material/error:")
         return
     assert report is not None
-    idempotency_key = st.session_state.setdefault(_IDEMPOTENCY, str(uuid.uuid4()))
+    mine = _mine()
+    idempotency_key = mine.setdefault(_IDEMPOTENCY, str(uuid.uuid4()))
+    consent: dict[str, Any] = {"attested": True, "statement": statement.strip()}
+    if challenge_id:
+        consent["challengeId"] = challenge_id
     with session.client() as api:
         try:
             created = api.create_voice(
@@ -207,7 +262,7 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
                 model=model,
                 text=transcript.strip() or None,
                 sample_text=sample_text.strip() or None,
-                consent={"attested": True, "statement": statement.strip()},
+                consent=consent,  # type: ignore[arg-type]
                 idempotency_key=idempotency_key,
             )
         except ApiError as err:
@@ -222,15 +277,15 @@ def details_step(report: FileIntake | None, persona: PersonaLimits, prices: Pric
             else:
                 show_api_error(err, context="The persona was not created")
             if err.status in (402, 409):  # same key, different body: the next click is a new request
-                st.session_state.pop(_IDEMPOTENCY, None)
+                mine.pop(_IDEMPOTENCY, None)
             return
-    st.session_state.pop(_IDEMPOTENCY, None)
-    st.session_state[_CREATING] = {"voiceId": created["voiceId"], "jobId": created["jobId"]}
+    mine.pop(_IDEMPOTENCY, None)
+    mine[_CREATING] = {"voiceId": created["voiceId"], "jobId": created["jobId"]}
     st.rerun()
 
 
 def pipeline_step(voice_id: str, job_id: str | None, pipeline: PipelineLimits) -> None:
-    st.subheader("3 · Bringing it to life")
+    st.subheader("4 · Bringing it to life")
     st.caption(f"Persona id `{voice_id}`")
     with session.client() as api:
         try:
@@ -250,17 +305,32 @@ def pipeline_step(voice_id: str, job_id: str | None, pipeline: PipelineLimits) -
     elif persona is not None:
         follow_pipeline(voice_id, job_id)
     if st.button("Create another persona", icon=":material/add:"):
-        st.session_state[_CREATING] = None
+        _mine()[_CREATING] = None
         st.rerun()
+
+
+def creator_check(role: str) -> None:
+    """Before any form: only creators (and admins) publish personas; say so, and where to get such an account."""
+    if role in ("creator", "admin"):
+        return
+    st.info(
+        "Publishing personas needs a **creator** account; you are signed in as a "
+        f"**{role}**, who can discover personas and generate speech. Sign up as a creator on "
+        "**Account & billing** (or sign in with a creator's key) to create one.",
+        icon=":material/info:",
+    )
+    st.page_link(ACCOUNT_PAGE, label="Go to Account & billing", icon=":material/person:")
+    st.stop()
 
 
 st.title("Create a voice persona")
 me = session.require_account()
+creator_check(me["role"])
 limits = contract.limits()
-if me["role"] != "creator":
-    st.warning("You are signed in as a consumer; publishing personas needs a creator account.")
-creating = st.session_state.get(_CREATING)
+creating = _mine().get(_CREATING)
 if creating:
     pipeline_step(creating["voiceId"], creating.get("jobId"), limits["pipeline"])
 else:
-    details_step(audio_step(limits["upload"]), limits["persona"], limits["prices"])
+    report = audio_step(limits["upload"])
+    who = consent_step(report, limits["persona"])
+    details_step(report, limits["persona"], limits["prices"], who)

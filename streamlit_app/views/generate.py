@@ -1,7 +1,7 @@
 """Generate: text → speech with a persona; the price before the call, then the audio, characters billed and cost.
 
-The text limit, models, formats, speed/volume ranges and voice labels are the platform's (`GET /v1/limits`
-→ `tts`); the price is the platform's quote (`GET /quotes`) for the text typed and the model chosen (asked again
+The text limit, models, formats, speed/volume ranges and the voice labels each model takes (as choices, glossed
+in English) are the platform's (`GET /v1/limits` → `tts`); the price is the platform's quote (`GET /quotes`) for the text typed and the model chosen (asked again
 only when they change) — exactly what the call is then taken from the balance for. A call the balance can't pay
 for (`402 insufficient_balance`) is explained in plain words with where to top up.
 """
@@ -24,7 +24,7 @@ from streamlit_app.api_client import (
     Speech,
     VoiceLabel,
 )
-from streamlit_app.money import format_cny
+from streamlit_app.money import exactly, format_cny
 from streamlit_app.notices import TOP_UP_HINT, show_api_error, show_short_of_money
 
 PLAYABLE = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg"}
@@ -87,7 +87,8 @@ def show_price(voice_id: str, model: str, text: str, funds: Balance | None) -> N
         return
     st.markdown(
         f"Price: **{format_cny(answer['amount'])}** for {answer['chars']:,} characters with {answer['model']} "
-        f"({format_cny(answer['unitPrice'])} per 10,000) — taken from your balance when you click Generate."
+        f"({format_cny(answer['unitPrice'])} per 10,000) — taken from your balance when you click Generate.",
+        help=exactly(answer["amount"], answer["unitPrice"]),
     )
     if funds is not None and answer["amount"] > funds["available"]:
         st.warning(
@@ -114,11 +115,15 @@ def show_result(result: dict[str, Any]) -> None:
     chars_col, cost_col, size_col = st.columns(3)
     chars_col.metric("Characters billed", f"{chars:,}")
     if result["amount"] is not None:
-        cost_col.metric("Cost", format_cny(result["amount"]))
+        cost_col.metric("Cost", format_cny(result["amount"]), help=exactly(result["amount"]))
     else:  # the ledger has not caught up yet: the platform's quote for the characters billed
         estimate = quote(persona["id"], chars, result.get("model"))
-        shown = "n/a" if isinstance(estimate, ApiError) else format_cny(estimate["amount"])
-        cost_col.metric("Cost (estimated)", shown)
+        if isinstance(estimate, ApiError):
+            cost_col.metric("Cost (estimated)", "n/a")
+        else:
+            cost_col.metric(
+                "Cost (estimated)", format_cny(estimate["amount"]), help=exactly(estimate["amount"])
+            )
     size_col.metric("Audio", f"{len(speech.audio) / 1024:,.0f} KiB")
     st.caption(f"Request `{speech.request_id or 'n/a'}` · {persona['name']} · {fmt}")
     st.download_button(
@@ -155,14 +160,20 @@ persona = personas[voice_id]
 multiplier = persona.get("priceMultiplierBps")
 st.caption(
     f"{format_cny(persona['pricePer10kChars'])} per 10,000 characters with {persona['model']}"
-    + (f" · {multiplier / 10_000:g}× the list price" if multiplier else "")
+    + (f" · {multiplier / 10_000:g}× the list price" if multiplier else ""),
+    help=exactly(persona["pricePer10kChars"]),
 )
 funds = balance()
 if funds is not None:
-    st.metric("Balance", format_cny(funds["available"]))
+    st.metric("Balance", format_cny(funds["available"]), help=exactly(funds["available"]))
 
 # No form: the price follows the text and the model, and the label and instruction fields follow the model.
-text = st.text_area("Text", max_chars=tts["maxChars"], height=150, placeholder="What should this voice say?")
+text = st.text_area(
+    "Text",
+    max_chars=tts["maxChars"],  # the platform's limit: the counter stops where the platform would refuse
+    height=150,
+    placeholder=f"What should this voice say? Up to {tts['maxChars']:,} characters.",
+)
 model_col, format_col = st.columns(2)
 models = tts["models"]
 model = model_col.selectbox(
@@ -174,6 +185,7 @@ speed = slider(speed_col, "Speed", tts["speed"])
 volume = slider(volume_col, "Volume", tts["volume"])
 label: VoiceLabel | None = None
 instruction: str | None = None
+labels = contract.model_labels(tts, model)
 if model in tts["instructionModels"]:
     instruction = st.text_input(
         "Instruction (optional)",
@@ -181,15 +193,25 @@ if model in tts["instructionModels"]:
         placeholder="e.g. read slowly, like a story",
         help=f"{model} takes a spoken instruction instead of a voice label.",
     )
-else:
-    labels = {kind: values for kind, values in tts["voiceLabels"].items() if values}
+elif labels:
     kind_col, value_col = st.columns(2)
-    label_kind = kind_col.selectbox("Voice label", ["none", *labels], help=", ".join(labels))
+    label_kind = kind_col.selectbox(
+        "Voice label",
+        ["none", *labels],
+        format_func=lambda kind: "No label" if kind == "none" else kind.capitalize(),
+        help=f"One of language, emotion or style — the values {model} accepts.",
+    )
     label_value = value_col.selectbox(
-        "Label value", labels.get(label_kind, []), disabled=label_kind not in labels
+        "Label value",
+        labels.get(label_kind, []),
+        format_func=lambda value: contract.label_text(tts, value),
+        disabled=label_kind not in labels,
+        key=f"label-{model}-{label_kind}",  # a new model or kind starts from its own first value
     )
     if label_kind in labels and label_value:
         label = cast(VoiceLabel, {label_kind: label_value})
+else:
+    st.caption(f"{model} takes no voice label.")
 show_price(voice_id, model, text, funds)
 submitted = st.button("Generate", type="primary", icon=":material/graphic_eq:")
 

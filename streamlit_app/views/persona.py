@@ -1,4 +1,5 @@
-"""Persona page: details, sample audio, provenance and chain status; the creator can revoke it here."""
+"""Persona page: details, sample audio, provenance and chain status; the creator can revoke it here, anyone else
+signed in can report it to the admins."""
 
 from __future__ import annotations
 
@@ -81,6 +82,30 @@ def revoke(persona: Persona) -> None:
         st.rerun()
 
 
+REPORT_REASONS = {
+    "impersonation": "It uses someone else's voice",
+    "offensive": "It is offensive or abusive",
+    "scam": "It is used for scams or fraud",
+    "other": "Something else",
+}
+
+
+def report(persona: Persona) -> None:
+    st.subheader("Report")
+    with st.form("report"):
+        reason = st.radio("What is wrong?", list(REPORT_REASONS), format_func=REPORT_REASONS.__getitem__)
+        details = st.text_area("Details (optional)", max_chars=2000)
+        if not st.form_submit_button("Report persona", icon=":material/flag:"):
+            return
+    with session.client() as api:
+        try:
+            api.report_voice(persona["id"], reason, details)
+        except ApiError as err:
+            show_api_error(err, context="Not reported")
+            return
+    st.success("Thank you — an admin will look at it. You will be told the outcome.", icon=":material/flag:")
+
+
 voice_id = st.query_params.get("id") or st.text_input("Persona id", placeholder="paste a persona id")
 if not voice_id:
     st.info("Open a persona from **Discover**, or paste its id above.")
@@ -97,7 +122,13 @@ with session.client() as api:
         st.stop()
 
 details(persona)
-if is_final(persona["status"], pipeline):
+if persona["status"] == "review":
+    st.info(
+        "An admin is reviewing this persona: its voice sounds very like another creator's persona. It is "
+        "cloned only once approved.",
+        icon=":material/policy:",
+    )
+elif is_final(persona["status"], pipeline):
     show_outcome(persona)
 else:
     follow_pipeline(persona["id"])
@@ -110,3 +141,6 @@ provenance(persona)
 if me is not None and me["id"] == persona["creator"]["id"] and persona["status"] != "revoked":
     st.divider()
     revoke(persona)
+elif me is not None and persona["status"] != "revoked":
+    st.divider()
+    report(persona)

@@ -9,8 +9,9 @@ import streamlit as st
 
 from streamlit_app import session
 from streamlit_app.api_client import ApiError
+from streamlit_app.dates import local_time
 from streamlit_app.demo_wallet import DemoWallet, DemoWalletError
-from streamlit_app.money import cny_to_micro, format_cny
+from streamlit_app.money import cny_to_micro, exactly, format_cny
 from streamlit_app.notices import show_api_error
 
 _CHALLENGE = "vp_wallet_challenge"
@@ -33,8 +34,12 @@ def _balance_and_topup() -> dict[str, Any] | None:
             show_api_error(err, context="Could not load the balance")
             return None
     left, right = st.columns(2)
-    left.metric("Available", format_cny(int(balance["available"])))
-    right.metric("Reserved for calls in flight", format_cny(int(balance["reserved"])))
+    left.metric("Available", format_cny(int(balance["available"])), help=exactly(int(balance["available"])))
+    right.metric(
+        "Reserved for calls in flight",
+        format_cny(int(balance["reserved"])),
+        help=exactly(int(balance["reserved"])),
+    )
     st.markdown(
         f"Send value to **`{info['function']}`** on contract `{info['contract']}` (chain {info['chainId']}) "
         f"with your reference `{info['reference']}`. It is credited after {info['confirmations']} "
@@ -61,7 +66,11 @@ def _balance_and_topup() -> dict[str, Any] | None:
     if deposits:
         st.dataframe(
             [
-                {"tx": d["txHash"], "credited": format_cny(int(d["amount"])), "at": d["createdAt"]}
+                {
+                    "tx": d["txHash"],
+                    "credited": format_cny(int(d["amount"])),
+                    "at": local_time(d["createdAt"]),
+                }
                 for d in deposits
             ],
             hide_index=True,
@@ -83,7 +92,7 @@ def _payout_wallet(info: dict[str, Any] | None) -> None:
     if not challenge:
         return
     st.code(challenge["message"], language=None)
-    st.caption(f"Sign it with the new wallet (personal_sign) before {challenge['expiresAt']}.")
+    st.caption(f"Sign it with the new wallet (personal_sign) before {local_time(challenge['expiresAt'])}.")
     demo = _demo(info or {})
     wallet = st.text_input("New payout wallet", value=demo.address if demo else "")
     signature = st.text_input("Signature (0x…)")
@@ -112,7 +121,11 @@ def _claimable(info: dict[str, Any] | None) -> None:
         except ApiError as err:
             show_api_error(err, context="Could not read the chain")
             return
-    st.metric("Claimable by your payout wallet", format_cny(int(payouts["claimable"])))
+    st.metric(
+        "Claimable by your payout wallet",
+        format_cny(int(payouts["claimable"])),
+        help=exactly(int(payouts["claimable"])),
+    )
     st.caption(
         f"Your payout wallet calls `{payouts['withdrawFunction']}` on `{payouts['contract']}` to receive it "
         f"({payouts['claimableWei']} wei)."

@@ -77,16 +77,39 @@ def go_to(page: Page, title: str) -> None:
     expect(page.get_by_role("heading", level=1).first).to_be_visible()
 
 
+PASSWORD = "browser test password"
+
+
+def sign_up(page: Page, app_url: str, name: str, email: str, *, consumer: bool = False) -> None:
+    """Sign up on the Account page (with PASSWORD); ends signed in, the API key shown once."""
+    page.goto(f"{app_url}/account")
+    page.get_by_text("Create an account", exact=True).click()
+    expect(page.get_by_role("button", name="Sign up")).to_be_visible(
+        timeout=30_000
+    )  # the form, not sign-in's
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    if consumer:
+        page.get_by_text("use voices (consumer)").click()
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_text("shown only this once")).to_be_visible(timeout=30_000)
+
+
+def sign_in_with_key(page: Page, app_url: str, key: str) -> None:
+    """Sign in on the Account page with an API key (the app opens a session with it)."""
+    page.goto(f"{app_url}/account")
+    page.get_by_role("textbox", name="API key").fill(key)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=30_000)
+
+
 def full_journey(
     page: Page, app_url: str, voice_file: Path, screenshots: Path, live_timeout_s: float
 ) -> None:
     """Sign up → upload a voice → create a persona → wait until live → generate speech → see usage."""
     ms = 1000
-    page.goto(f"{app_url}/account")
-    page.get_by_label("Name", exact=True).fill("Browser Creator")
-    page.get_by_label("Email", exact=True).fill("browser.creator@example.com")
-    page.get_by_role("button", name="Sign up").click()
-    expect(page.get_by_text("shown only this once")).to_be_visible(timeout=30 * ms)
+    sign_up(page, app_url, "Browser Creator", "browser.creator@example.com")
     page.screenshot(path=screenshots / "1-signed-up.png", full_page=True)
 
     go_to(page, "Create")

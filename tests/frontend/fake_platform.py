@@ -94,7 +94,16 @@ LIMITS: dict[str, Any] = {  # the shape of the platform's GET /v1/limits
         "states": ["uploaded", "validated", "embedded", "registered", "cloned", "previewed", "live"],
         "finalStates": ["live", "failed", "revoked"],
     },
+    "chain": {"explorerUrl": None},
 }
+# Which labels each model takes, as the platform says (the tts2 styles only on step-tts-2).
+_LABELS = {"language": ["粤语", "四川话", "日语"], "emotion": ["高兴", "悲伤", "生气"]}
+LIMITS["tts"]["modelLabels"] = {
+    "step-tts-mini": {**_LABELS, "style": ["慢速", "快速"]},
+    "step-tts-2": {**_LABELS, "style": ["慢速", "快速", "温柔"]},
+    "stepaudio-2.5-tts": {},
+}
+LIMITS["tts"]["labelGlosses"] = {"粤语": "Cantonese", "高兴": "happy", "温柔": "gentle", "慢速": "slow"}
 
 
 def default_limits() -> dict[str, Any]:
@@ -158,6 +167,7 @@ class FakePlatform:
 
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # api key → account id
+    passwords: dict[str, str] = field(default_factory=dict)  # email → password (a fake: kept in clear)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     personas: dict[str, dict[str, Any]] = field(default_factory=dict)
     usage: list[dict[str, Any]] = field(default_factory=list)
@@ -315,6 +325,8 @@ def build_app(state: FakePlatform) -> FastAPI:
                 raise Refused(422, "invalid_request", "role must be creator or consumer")
             account, key = state.new_account(body["name"], body["role"])
             account.update(email=body["email"], payoutWallet=body.get("payoutWallet"))
+            if body.get("password"):
+                state.passwords[body["email"]] = body["password"]
             return 201, {"account": account, "apiKey": key}
 
         return idempotent(request, "POST /accounts", raw, "-", make)
@@ -322,6 +334,44 @@ def build_app(state: FakePlatform) -> FastAPI:
     @app.get("/accounts/me")
     def me(request: Request) -> dict[str, Any]:
         return caller(request) or {}
+
+    @app.post("/sessions", status_code=201)
+    async def sign_in(request: Request) -> dict[str, Any]:
+        body = json.loads(await request.body() or b"{}")
+        if body.get("email"):
+            found = [a for a in state.accounts.values() if a["email"] == body["email"]]
+            if not found or state.passwords.get(body["email"]) != body.get("password"):
+                raise Refused(401, "invalid_credentials", "the email or password is not right")
+            account = found[0]
+        else:
+            account = caller(request)
+            assert account is not None
+        token = f"vps_{secrets.token_urlsafe(24)}"
+        state.keys[token] = account["id"]
+        return {"sessionToken": token, "expiresAt": None, "scope": "full", "account": account}
+
+    @app.delete("/sessions/current")
+    def sign_out(request: Request) -> dict[str, Any]:
+        caller(request)
+        state.keys.pop(request.headers["authorization"].removeprefix("Bearer ").strip(), None)
+        return {"signedOut": True}
+
+    @app.get("/accounts/me/keys")
+    def keys(request: Request) -> list[dict[str, Any]]:
+        account = caller(request)
+        assert account is not None
+        return [
+            {
+                "id": k[:12],
+                "name": "",
+                "prefix": k[:12],
+                "scope": "full",
+                "createdAt": now(),
+                "revokedAt": None,
+            }
+            for k, owner in state.keys.items()
+            if owner == account["id"] and k.startswith("vpk_")
+        ]
 
     @app.post("/files")
     async def upload(request: Request, file: UploadFile = File(...)) -> JSONResponse:
@@ -416,6 +466,10 @@ def build_app(state: FakePlatform) -> FastAPI:
             persona["sampleAudioUrl"] = f"/voices/{persona['id']}/sample"
             persona["chain"] = {"status": "registered", "txHash": "0x" + "cd" * 32}
 
+    def searchable(p: dict[str, Any]) -> str:
+        fields = (p["name"], p["description"], p["personaPrompt"], " ".join(p["tags"]), p["creator"]["name"])
+        return " ".join(str(f or "") for f in fields).lower()
+
     @app.get("/voices")
     def discover(
         request: Request,
@@ -432,8 +486,8 @@ def build_app(state: FakePlatform) -> FastAPI:
             for p in state.personas.values()
             if p["visibility"] == "public"
             and p["status"] == "live"
-            and (not q or q.lower() in f"{p['name']} {p['description'] or ''}".lower())
-            and (not tag or tag in p["tags"])
+            and all(word in searchable(p) for word in q.lower().split())  # like the platform's full text
+            and (not tag or tag.lower() in p["tags"])
             and (not language or p["language"] == language)
         ]
         found.sort(
@@ -603,7 +657,7 @@ def build_app(state: FakePlatform) -> FastAPI:
         account = caller(request)
         assert account is not None
         earned = sum(u["creatorShare"] for u in state.usage if u["creator"] == account["id"])
-        paid = sum(s["amount"] for s in state.settlements.values() if s["_owner"] == account["id"])
+        paid = sum(s["creatorAmount"] for s in state.settlements.values() if s["_owner"] == account["id"])
         return {
             "available": state.balances.get(account["id"], 0),
             "reserved": 0,
@@ -718,12 +772,14 @@ def build_app(state: FakePlatform) -> FastAPI:
                 raise Refused(409, "nothing_to_settle", "there are no unsettled earnings")
             for u in rows:
                 u["settled"] = True
-            settlement = {
+            settlement = {  # like the platform's: `amount` is what callers paid, the creator gets their share
                 "settlementId": f"stl_{uuid.uuid4().hex[:12]}",
-                "amount": amount,
+                "amount": sum(u["amount"] for u in rows),
                 "status": "pending",
                 "txHash": None,
                 "creatorAmount": amount,
+                "payoutWallet": account["payoutWallet"] or "0x" + "ab" * 20,
+                "weiAmount": str(amount * 10**9),
                 "usageCount": len(rows),
                 "createdAt": now(),
                 "_owner": account["id"],

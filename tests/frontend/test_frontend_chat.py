@@ -92,7 +92,7 @@ def test_a_short_balance_is_explained_in_plain_words(open_app: OpenApp, fake: Fa
     app = open_app(PAGE, api_key=key, voice=persona["id"])
     say(app, "hello?")
     errors = " ".join(e.value for e in app.error)
-    assert "Not enough balance" in errors and "¥0.00001 available" in errors
+    assert "Not enough balance" in errors and "<¥0.01 available" in errors
     assert "Nothing was said and nothing was charged" in errors and "Wallet" in errors
     assert conversations_of(fake, key) == [] and fake.balances[fake.keys[key]] == 10
 

@@ -68,8 +68,7 @@ def test_consumer_chats_with_a_persona_and_deletes_the_conversation(
         expect(page.locator("audio")).to_have_count(2, timeout=60 * MS)
         page.screenshot(path=tmp_path / "2-second-reply.png", full_page=True)
 
-        page.reload()  # a new session: sign in again, the stored conversations remain
-        sign_in(page, url, consumer_key)
+        page.reload()  # a new session, still signed in (the sign-in cookie); the stored conversations remain
         go_to(page, "Chat")
         listed = (
             page.get_by_test_id("stVerticalBlock")

@@ -7,11 +7,12 @@ import pytest
 from streamlit_app import money
 
 
-def test_format_shows_every_micro_yuan() -> None:
+def test_amounts_show_to_the_cent_and_exactly_on_hover() -> None:
     assert money.format_cny(1_500_000) == "¥1.50"
-    assert money.format_cny(12_345) == "¥0.012345"
-    assert money.format_cny(1) == "¥0.000001"
-    assert money.format_cny(-2_000_000) == "-¥2.00"
+    assert money.format_cny(65_100) == "¥0.07" and money.exactly(65_100) == "Exactly ¥0.0651"
+    assert money.format_cny(1) == "<¥0.01" and money.exact_cny(1) == "¥0.000001"
+    assert money.format_cny(-2_000_000) == "-¥2.00" and money.exactly(-2_000_000) is None
+    assert money.format_cny(1_234_567_890) == "¥1,234.57"
 
 
 def test_a_typed_price_is_converted_exactly_or_refused() -> None:

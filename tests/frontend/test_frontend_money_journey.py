@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.frontend.browser import CHROMIUM, chromium, go_to, streamlit_app
+from tests.frontend.browser import CHROMIUM, chromium, go_to, sign_in_with_key, sign_up, streamlit_app
 from tests.service.test_end_to_end import create_live_persona
 
 pytestmark = [
@@ -20,7 +20,9 @@ pytestmark = [
 ]
 MS = 1000
 WALLET = "0x" + "cd" * 20
-TEXT = "Hello from the money journey."
+# 500 characters at step-tts-mini's ¥1.80 per 10,000 cost exactly ¥0.09: amounts show to the cent (the exact
+# value is a hover away), so a whole-cent price lets the page's figures be compared exactly.
+TEXT = ("Hello from the money journey. " * 17)[:500]
 
 
 def yuan(text: str) -> Decimal:
@@ -35,20 +37,11 @@ def metric(page: Page, label: str) -> Decimal:
 
 
 def sign_up_consumer(page: Page, app_url: str) -> None:
-    page.goto(f"{app_url}/account")
-    page.get_by_label("Name", exact=True).fill("Paying Listener")
-    page.get_by_label("Email", exact=True).fill("paying.listener@example.com")
-    page.get_by_text("use voices (consumer)").click()
-    page.get_by_role("button", name="Sign up").click()
-    expect(page.get_by_text("shown only this once")).to_be_visible(timeout=30 * MS)
+    sign_up(page, app_url, "Paying Listener", "paying.listener@example.com", consumer=True)
 
 
 def sign_in(page: Page, app_url: str, key: str) -> None:
-    page.goto(f"{app_url}/account")
-    page.get_by_role("tab", name="I have an API key").click()
-    page.get_by_role("textbox", name="API key").fill(key)
-    page.get_by_role("button", name="Use this key").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=30 * MS)
+    sign_in_with_key(page, app_url, key)
 
 
 @pytest.mark.parametrize("platform_server", ["sqlite"], indirect=True)

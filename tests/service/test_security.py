@@ -18,7 +18,14 @@ from encoders.voices import VoiceSet
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
 # The operations anyone may call without a key (and nothing else): a new route without auth fails here.
-PUBLIC = {"POST /accounts", "GET /health", "GET /v1/limits"}
+# A password reset is asked for and completed by someone who cannot sign in (the mailed token is the proof).
+PUBLIC = {
+    "POST /accounts",
+    "GET /health",
+    "GET /v1/limits",
+    "POST /password-resets",
+    "POST /password-resets/{token}",
+}
 FAKE_KEY = "vpk_PLANTEDfakeKEY0123456789abcdefSECRET"
 
 
