@@ -69,7 +69,7 @@ browser: .cache/chromium-ok
 lint: setup
 	$(VENV)/bin/ruff check encoders bentos scripts tests streamlit_app
 	$(VENV)/bin/ruff format --check encoders bentos scripts tests streamlit_app
-	$(VENV)/bin/mypy encoders bentos
+	$(VENV)/bin/mypy encoders bentos streamlit_app
 
 bench: setup
 	$(PY) -m scripts.bench_intake

@@ -120,7 +120,12 @@ class EcapaEncoder(BatchedSpeakerEncoder):
         seed: int = 0,
         num_threads: int | None = None,
         max_batch: int = 1,
+        impersonation_threshold: float | None = None,
+        consent_threshold: float | None = None,
     ) -> None:
+        # Calibrated cosines that belong to these weights (read from the config by the platform).
+        self.impersonation_threshold = impersonation_threshold
+        self.consent_threshold = consent_threshold
         if num_threads:
             torch.set_num_threads(int(num_threads))
         self.max_batch = max_batch

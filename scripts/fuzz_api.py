@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,8 @@ from scripts.bench_common import print_table, write_results
 
 ENVELOPE_KEYS = {"code", "message", "retryable"}
 REVOKE_CURRENT_KEY = "DELETE /accounts/me/keys/current"
+# Operations that end the caller's own identity run with a throwaway account, never the fuzzer's.
+ERASE_ACCOUNT = ("DELETE /accounts/me", "DELETE /sessions/current")
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 SPEECH_OPERATIONS = ("POST /tts", "POST /v1/audio/speech")
 # Rules across fields that JSON Schema can't say (the provider contract's per-model options): a schema-valid
@@ -113,7 +116,9 @@ def platform_checks(api_key: str) -> list[Any]:
 
     def unauthenticated_only_without_a_key(ctx: Any, response: Response, case: Case) -> None:
         sent = response.request.headers.get("authorization") or ""
-        if response.status_code == 401 and sent == f"Bearer {api_key}":
+        # A wrong email + password is refused as such whatever key comes with it (POST /sessions).
+        wrong_password = _error_code(response) == "invalid_credentials"
+        if response.status_code == 401 and sent == f"Bearer {api_key}" and not wrong_password:
             raise _failure(UnexpectedUnauthenticated, case, "401 with a valid API key", response.text[:300])
 
     def schema_valid_is_valid(ctx: Any, response: Response, case: Case) -> None:
@@ -247,6 +252,11 @@ def _runner(
             headers = {}  # the case's own (missing or broken) Authorization is the point
         elif case.operation.label == REVOKE_CURRENT_KEY:  # never revoke the fuzzer's own key
             fresh = client.post("/accounts/me/keys")
+            headers = {"Authorization": f"Bearer {fresh.json()['apiKey']}"}
+        elif case.operation.label in ERASE_ACCOUNT:  # nor erase its account
+            email = f"throwaway-{secrets.token_hex(6)}@example.com"
+            body = {"name": "Throwaway", "email": email, "role": "consumer"}
+            fresh = httpx.post(f"{base_url}/accounts", json=body, timeout=30)  # signed up anonymously
             headers = {"Authorization": f"Bearer {fresh.json()['apiKey']}"}
         stats.record(*_call_and_check(case, base_url, headers, extra))
 

@@ -135,6 +135,7 @@ class Persona(TypedDict):
     failure: NotRequired[Failure | None]
     embedding: NotRequired[EmbeddingInfo | None]
     chain: NotRequired[ChainInfo | None]
+    notices: NotRequired[list[str] | None]
 
 
 class PersonaPage(TypedDict):
@@ -298,8 +299,20 @@ class ChainLinks(TypedDict):
     explorerUrl: str | None  # `<url>/tx/<hash>`; None on a chain no explorer indexes
 
 
+class ReportLimits(TypedDict):
+    reasons: list[str]
+    detailsMaxChars: int
+
+
+class KeyLimits(TypedDict):
+    scopes: list[str]
+    nameMaxChars: int
+
+
 class _ChainPart(TypedDict, total=False):  # optional: a platform older than it omits it
     chain: ChainLinks
+    reports: ReportLimits
+    keys: KeyLimits
 
 
 class Limits(_ChainPart):

@@ -49,7 +49,7 @@ def me(account: CallerDep) -> AccountView:
     return AccountView.of(account)
 
 
-@router.post("/accounts/me/keys", status_code=201, responses=error_responses(401, 403, 422))
+@router.post("/accounts/me/keys", status_code=201, responses=error_responses(400, 401, 403, 422))
 def create_key(platform: PlatformDep, account: CallerDep, body: NewKeyRequest | None = None) -> IssuedKey:
     """Issue another API key for the caller (shown once), named and scoped (`full`, `speech`, `read`); e.g. to
     rotate: create, switch, then revoke the old."""

@@ -11,6 +11,7 @@ from bentos.api.routes_voices import UPLOAD_BODY, _read_upload
 from bentos.api.views import error_responses
 from bentos.api.views_notify import ChallengeView, VerificationView
 from bentos.core.consent import open_challenge, verify_recording
+from bentos.core.personas import LANGUAGES
 
 router = APIRouter(tags=["consent"])
 
@@ -19,10 +20,12 @@ class NewChallenge(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     file_id: str = Field(alias="fileId", max_length=64)
-    language: str = Field(default="en", max_length=8, description="of the sentence: en or zh")
+    language: str = Field(
+        default="en", max_length=8, description="of the sentence", json_schema_extra={"enum": list(LANGUAGES)}
+    )
 
 
-@router.post("/consent-challenges", status_code=201, responses=error_responses(401, 404, 422))
+@router.post("/consent-challenges", status_code=201, responses=error_responses(400, 401, 404, 422))
 def create_challenge(body: NewChallenge, platform: PlatformDep, account: CallerDep) -> ChallengeView:
     """A random sentence for one of your uploads, to read aloud within `expiresAt` (public and unlisted
     personas need it verified)."""

@@ -12,11 +12,20 @@ from bentos.api.views import (
     TtsLimits,
     UploadLimitsView,
 )
-from bentos.api.views_limits import ChainLinksView, PlatformLimitsView, TtsLimitsByModel
+from bentos.api.views_limits import (
+    ChainLinksView,
+    KeyLimitsView,
+    PlatformLimitsView,
+    ReportLimitsView,
+    TtsLimitsByModel,
+)
 from bentos.billing.reports import price_terms
 from bentos.chain.settings import money_on_chain
+from bentos.core.accounts import KEY_NAME_MAX_CHARS
 from bentos.core.intake import upload_limits
 from bentos.core.personas import PIPELINE, persona_limits
+from bentos.core.reports import DETAILS_MAX_CHARS, ReportReason
+from bentos.core.scopes import SCOPES
 from bentos.core.speech import speech_limits
 from bentos.stepfun.labels import GLOSSES, labels_by_model
 
@@ -38,4 +47,6 @@ def limits(platform: PlatformDep) -> PlatformLimitsView:
         prices=PriceTermsView.of(price_terms(prices)),
         pipeline=PipelineView.of(PIPELINE),
         chain=ChainLinksView(explorer_url=money_on_chain(platform.chain_settings).explorer_url),
+        reports=ReportLimitsView(reasons=list(ReportReason), details_max_chars=DETAILS_MAX_CHARS),
+        keys=KeyLimitsView(scopes=list(SCOPES), name_max_chars=KEY_NAME_MAX_CHARS),
     )

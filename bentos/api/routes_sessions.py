@@ -10,6 +10,7 @@ from bentos.api.views_accounts import (
     NewPassword,
     PasswordChanged,
     PasswordResetRequest,
+    PasswordSignIn,
     ResetRequested,
     SessionView,
     SignedOut,
@@ -41,16 +42,14 @@ def _view(opened: OpenedSession) -> SessionView:
 @router.post(
     "/sessions",
     status_code=201,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(400, 401, 403, 422, 429),
     openapi_extra=OPTIONAL_AUTH,
 )
 def create_session(body: SignIn, request: Request, platform: PlatformDep) -> SessionView:
     """Sign in with `email` + `password`, or with an API key as the bearer (the session keeps its scope) →
     a session token that expires after `server.session_ttl_s` (fixed, not extended by use)."""
     ttl_s = platform.server.session_ttl_s
-    if body.email is not None or body.password is not None:
-        if not body.email or not body.password:
-            raise PlatformError(ErrorCode.INVALID_REQUEST, "send both email and password", 422)
+    if isinstance(body, PasswordSignIn):
         return _view(sign_in_with_password(platform.sessions, body.email, body.password, ttl_s))
     authorization = request.headers.get("authorization")
     if not authorization:
@@ -78,14 +77,14 @@ def delete_current_session(platform: PlatformDep, account: CallerDep) -> SignedO
     return SignedOut(signed_out=sign_out(platform.sessions, account))
 
 
-@router.post("/password-resets", status_code=202, responses=error_responses(422))
+@router.post("/password-resets", status_code=202, responses=error_responses(400, 422))
 def create_password_reset(body: PasswordResetRequest, platform: PlatformDep) -> ResetRequested:
     """Mail a one-time reset token to the address if it has an account; the answer is the same either way."""
     request_password_reset(platform.sessions, body.email, platform.server.password_reset_ttl_s)
     return ResetRequested(accepted=True)
 
 
-@router.post("/password-resets/{token}", responses=error_responses(400, 403, 422))
+@router.post("/password-resets/{token}", responses=error_responses(400, 403, 404, 410, 422))
 def complete_password_reset(token: str, body: NewPassword, platform: PlatformDep) -> PasswordChanged:
     """Set a new password with the mailed token (once, before it expires); every session of the account ends."""
     account = reset_password(platform.sessions, token, body.password)

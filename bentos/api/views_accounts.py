@@ -14,11 +14,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class SignIn(_Body):
-    """Email + password; or no body fields and `Authorization: Bearer <API key>`."""
+class PasswordSignIn(_Body):
+    """Sign in with an email and a password."""
 
-    email: str | None = Field(default=None, max_length=254)
-    password: str | None = Field(default=None, max_length=PASSWORD_MAX_CHARS)
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=PASSWORD_MAX_CHARS)
+
+
+class KeySignIn(_Body):
+    """No fields: sign in with `Authorization: Bearer <API key>` (the session keeps the key's scope)."""
+
+
+SignIn = PasswordSignIn | KeySignIn  # both or neither of email and password, as the schema says
 
 
 class NewKeyRequest(_Body):

@@ -25,6 +25,20 @@ class TtsLimitsByModel(TtsLimits):
     )
 
 
+class ReportLimitsView(View):
+    reasons: list[str] = Field(description="what a report (POST /voices/{id}/reports) may say is wrong")
+    details_max_chars: int
+
+
+class KeyLimitsView(View):
+    scopes: list[str] = Field(
+        description="what an API key may do: full, speech (read + speak and chat), read"
+    )
+    name_max_chars: int
+
+
 class PlatformLimitsView(LimitsView):
     tts: TtsLimitsByModel
     chain: ChainLinksView
+    reports: ReportLimitsView
+    keys: KeyLimitsView

@@ -101,7 +101,9 @@ class Platform:
         self.consent: ConsentSettings = instantiate(cfg.consent, _convert_="all")
         self.webhook_settings: WebhookSettings = instantiate(cfg.webhooks, _convert_="all")
         self.webhooks = WebhookSender(self.sessions, self.webhook_settings)
-        cleanup_policy = RetryPolicy(max_attempts=12, base_s=self.queue_settings.retry_base_seconds, cap_s=600.0)
+        cleanup_policy = RetryPolicy(
+            max_attempts=12, base_s=self.queue_settings.retry_base_seconds, cap_s=600.0
+        )
         self.provider_cleanup = ProviderCleanupRunner(self.sessions, self.provider, cleanup_policy)
         self._send_webhook = self.jobs.register("webhook_delivery", self.webhooks.attempt)
         self._clean_provider = self.jobs.register("provider_cleanup", self.provider_cleanup.attempt)

@@ -168,7 +168,8 @@ def request_password_reset(sessions: sessionmaker[Session], email: str, ttl_s: f
 
 def reset_password(sessions: sessionmaker[Session], token: str, password: str) -> Caller:
     """Set a new password with a reset token: the token works once, before it expires; every session of the
-    account ends (sign in again with the new password). `invalid_reset_token` (400) otherwise."""
+    account ends (sign in again with the new password). `invalid_reset_token` otherwise: 404 unknown, 410 used
+    or expired."""
     check_strength(password)  # before spending the token on a password that would be refused
     with sessions.begin() as session:
         row = session.scalar(
@@ -177,13 +178,16 @@ def reset_password(sessions: sessionmaker[Session], token: str, password: str) -
             .with_for_update()
         )
         now = utcnow()
-        usable = row is not None and row.used_at is None and _aware(row.expires_at) > now
-        account = session.get(Account, row.account_id) if row is not None and usable else None
+        account = session.get(Account, row.account_id) if row is not None else None
         if row is None or account is None or account.erased_at is not None:
             raise PlatformError(
+                ErrorCode.INVALID_RESET_TOKEN, "this reset token is unknown: ask for a new one", 404
+            )
+        if row.used_at is not None or _aware(row.expires_at) <= now:
+            raise PlatformError(
                 ErrorCode.INVALID_RESET_TOKEN,
-                "this reset token is unknown, used or expired: ask for a new one",
-                400,
+                "this reset token was used or has expired: ask for a new one",
+                410,
             )
         if account.banned_at is not None:
             raise PlatformError(ErrorCode.ACCOUNT_BANNED, "this account is banned", 403)

@@ -11,15 +11,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import session
+from streamlit_app import contract, session, settlements
 from streamlit_app.api_client import Account, ApiError, ApiKeyInfo, PlatformClient, Settlement, Usage
+from streamlit_app.dates import local_time
 from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
 
 WALLET = re.compile(r"^0x[0-9a-fA-F]{40}$")
 PASSWORD_MIN_CHARS = 8  # the platform's rule (it refuses shorter with `invalid_password`); said here up front
 SETTLEMENT_FINAL = frozenset({"confirmed", "failed"})
-SETTLEMENT_BADGES = {"pending": "blue", "sent": "orange", "confirmed": "green", "failed": "red"}
 SCOPES = {
     "full": "full — everything this account can do",
     "speech": "speech — read, and speak or chat with personas (billed)",
@@ -220,11 +220,13 @@ def key_row(api: PlatformClient, key: ApiKeyInfo) -> None:
     with st.container(border=True, key=f"vp-key-{key['id']}"):
         text_col, button_col = st.columns([5, 1], vertical_alignment="center")
         status = (
-            f":red-badge[revoked {key['revokedAt'][:10]}]" if key["revokedAt"] else ":green-badge[active]"
+            f":red-badge[revoked {local_time(key['revokedAt'])}]"
+            if key["revokedAt"]
+            else ":green-badge[active]"
         )
         text_col.markdown(
             f"**{key['name'] or 'unnamed key'}** · `{key['prefix']}…` · scope **{key['scope']}** · "
-            f"created {key['createdAt'][:10]} {status}"
+            f"created {local_time(key['createdAt'])} {status}"
         )
         if key["revokedAt"]:
             return
@@ -242,10 +244,13 @@ def show_keys(api: PlatformClient) -> None:
     st.caption(
         "For programs that call the platform. A key is shown once, when it is made; revoke one you lost."
     )
+    terms = contract.limits().get("keys") or {"scopes": list(SCOPES), "nameMaxChars": 60}
     with st.form("new-key", clear_on_submit=True):
         name_col, scope_col = st.columns([3, 2])
-        name = name_col.text_input("Key name", placeholder="e.g. my podcast script", max_chars=60)
-        scope = scope_col.selectbox("Scope", [*SCOPES], format_func=lambda s: SCOPES[s])
+        name = name_col.text_input(
+            "Key name", placeholder="e.g. my podcast script", max_chars=terms["nameMaxChars"]
+        )
+        scope = scope_col.selectbox("Scope", terms["scopes"], format_func=lambda s: SCOPES.get(s, s))
         create = st.form_submit_button("Create key", icon=":material/key:")
     if create:
         try:
@@ -281,7 +286,7 @@ def show_usage(usage: Usage, personas: dict[str, str]) -> None:
     table = pd.DataFrame(
         [
             {
-                "when": call["createdAt"],
+                "when": local_time(call["createdAt"]),
                 "persona": personas.get(call["personaId"], call["personaId"]),
                 "characters": call["chars"],
                 "audio (s)": round(call["audioSeconds"], 2),
@@ -318,9 +323,8 @@ def show_earnings(usage: Usage) -> None:
 
 
 def settlement_line(settlement: Settlement) -> str:
-    colour = SETTLEMENT_BADGES.get(settlement["status"], "gray")
-    tx = f" · tx `{settlement['txHash']}`" if settlement.get("txHash") else ""
-    return f"{format_cny(settlement['amount'])} :{colour}-badge[{settlement['status']}]{tx}"
+    """What the creator is paid (not the gross), to which wallet, in which tx — as on the Billing page."""
+    return settlements.headline(settlement, contract.explorer_url(contract.limits()))
 
 
 @st.fragment(run_every=2.0)
@@ -356,8 +360,9 @@ def show_settlements(api: PlatformClient, usage: Usage) -> None:
     except ApiError as err:
         show_api_error(err, context="Settlement history unavailable")
         return
+    explorer = contract.explorer_url(contract.limits())
     for settlement in history:
-        st.markdown(f"- `{settlement['settlementId']}` · {settlement_line(settlement)}")
+        settlements.show_settlement(settlement, explorer)
     if not history:
         st.caption("No settlements yet.")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from streamlit_app import session
-from streamlit_app.api_client import ApiError, Persona
+from streamlit_app.api_client import ApiError, Failure, Persona
+from streamlit_app.dates import local_time
 from streamlit_app.notices import plain, show_api_error
 from streamlit_app.pipeline import badge, label
 from streamlit_app.progress import PERSONA_PAGE
@@ -81,7 +82,8 @@ def _edit(persona: Persona) -> None:
 
 
 def _actions(persona: Persona) -> None:
-    status, failure = persona["status"], persona.get("failure") or {}
+    status = persona["status"]
+    failure: Failure | dict[str, str] = persona.get("failure") or {}
     open_col, retry_col, delete_col = st.columns(3)
     if open_col.button("Open", key=f"open-{persona['id']}", icon=":material/open_in_new:"):
         st.switch_page(PERSONA_PAGE, query_params={"id": persona["id"]})
@@ -125,7 +127,9 @@ if not mine:
 for persona in mine:
     with st.container(border=True):
         st.markdown(f"### {persona['name']} {badge(persona['status'])}")
-        st.caption(f"`{persona['id']}` · {persona['visibility']} · created {persona['createdAt']}")
+        st.caption(
+            f"`{persona['id']}` · {persona['visibility']} · created {local_time(persona['createdAt'])}"
+        )
         _state(persona)
         _actions(persona)
         if persona["status"] != "revoked":

@@ -7,6 +7,7 @@ import streamlit as st
 
 from streamlit_app import contract, session
 from streamlit_app.api_client import ApiError, Persona
+from streamlit_app.dates import local_time
 from streamlit_app.money import format_cny
 from streamlit_app.notices import show_api_error
 from streamlit_app.pipeline import badge, is_final
@@ -27,7 +28,7 @@ def details(persona: Persona) -> None:
     st.caption(
         f"by {persona['creator']['name'] or 'unknown'} · {persona['visibility']} · "
         f"{contract.language_name(persona['language'])} · "
-        f"model {persona['model']} · created {persona['createdAt']}"
+        f"model {persona['model']} · created {local_time(persona['createdAt'])}"
     )
     if persona["tags"]:
         st.markdown(" ".join(f":violet-badge[{tag}]" for tag in persona["tags"]))
@@ -82,7 +83,7 @@ def revoke(persona: Persona) -> None:
         st.rerun()
 
 
-REPORT_REASONS = {
+REASON_WORDS = {  # plain words for the reasons the platform lists (GET /v1/limits → reports.reasons)
     "impersonation": "It uses someone else's voice",
     "offensive": "It is offensive or abusive",
     "scam": "It is used for scams or fraud",
@@ -93,8 +94,11 @@ REPORT_REASONS = {
 def report(persona: Persona) -> None:
     st.subheader("Report")
     with st.form("report"):
-        reason = st.radio("What is wrong?", list(REPORT_REASONS), format_func=REPORT_REASONS.__getitem__)
-        details = st.text_area("Details (optional)", max_chars=2000)
+        terms = contract.limits().get("reports") or {"reasons": list(REASON_WORDS), "detailsMaxChars": 2000}
+        reason = st.radio(
+            "What is wrong?", terms["reasons"], format_func=lambda r: REASON_WORDS.get(r, r.capitalize())
+        )
+        details = st.text_area("Details (optional)", max_chars=terms["detailsMaxChars"])
         if not st.form_submit_button("Report persona", icon=":material/flag:"):
             return
     with session.client() as api:

@@ -113,7 +113,9 @@ def test_a_password_reset_token_works_once_and_signs_out_every_session(
     assert platform_server.client(session).get("/accounts/me").status_code == 401
     assert sign_in(platform_server, account["email"], "a brand new password").status_code == 201
     reused = httpx.post(url, json={"password": "yet another password"}, timeout=30)
-    assert reused.status_code == 400 and reused.json()["error"]["code"] == "invalid_reset_token"
+    assert reused.status_code == 410 and reused.json()["error"]["code"] == "invalid_reset_token"
+    unknown = httpx.post(url + "x", json={"password": "yet another password"}, timeout=30)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "invalid_reset_token"
 
 
 def test_a_reset_for_an_unknown_email_is_answered_the_same_and_mails_nobody(

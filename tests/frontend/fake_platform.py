@@ -95,6 +95,8 @@ LIMITS: dict[str, Any] = {  # the shape of the platform's GET /v1/limits
         "finalStates": ["live", "failed", "revoked"],
     },
     "chain": {"explorerUrl": None},
+    "reports": {"reasons": ["impersonation", "offensive", "scam", "other"], "detailsMaxChars": 2000},
+    "keys": {"scopes": ["full", "speech", "read"], "nameMaxChars": 60},
 }
 # Which labels each model takes, as the platform says (the tts2 styles only on step-tts-2).
 _LABELS = {"language": ["粤语", "四川话", "日语"], "emotion": ["高兴", "悲伤", "生气"]}

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +18,7 @@ from bentos.core.accounts import Caller, Role
 from bentos.core.catalog import DiscoveryQuery, discover, search_words
 from bentos.core.personas import DiscoverySort
 from bentos.devkit.harness import pg_schema
-from bentos.store.db import DatabaseSettings, make_engine, migrate, session_factory
+from bentos.store.db import MIGRATIONS, DatabaseSettings, make_engine, migrate, session_factory
 from bentos.store.models import Account, Persona
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -164,3 +166,17 @@ def test_the_creator_also_finds_their_own_private_persona(
         assert ada is not None
         caller = Caller(ada.id, ada.name, ada.email, Role.CREATOR, None, None)
     assert names(sessions, caller, q="calm") == ["Morning Coach", "Harbour Narrator", "Calm Secret"]
+
+
+def test_the_index_can_be_dropped_and_rebuilt_from_the_rows(
+    sessions: sessionmaker[Session], catalog: dict[str, str]
+) -> None:
+    engine = sessions.kw["bind"]
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+    migrate(engine)  # back to head: the migration indexes the personas already there
+    assert names(sessions, q="calm") == ["Morning Coach", "Harbour Narrator"]
+    assert names(sessions, q="lovelace") == ["Harbour Narrator"]

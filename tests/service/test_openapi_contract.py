@@ -93,7 +93,13 @@ def test_limits_need_no_key_and_match_what_the_schema_and_the_server_enforce(
     r = limited.client().get("/v1/limits")
     assert r.status_code == 200, r.text
     limits = r.json()
-    assert set(limits) == {"tts", "upload", "persona", "prices", "pipeline"}
+    assert set(limits) == {"tts", "upload", "persona", "prices", "pipeline", "chain", "reports", "keys"}
+    assert limits["reports"]["reasons"] == ["impersonation", "offensive", "scam", "other"]
+    assert limits["keys"]["scopes"] == ["full", "speech", "read"]
+    # The request schemas bound what these limits say.
+    key_fields = spec["components"]["schemas"]["NewKeyRequest"]["properties"]
+    assert key_fields["name"]["maxLength"] == limits["keys"]["nameMaxChars"]
+    assert limits["chain"] == {"explorerUrl": None}  # the embedded chain has no explorer to link to
     tts, upload, persona = limits["tts"], limits["upload"], limits["persona"]
     assert tts["maxChars"] == TTS_MAX_CHARS and upload["maxBytes"] == UPLOAD_LIMIT
     assert tts["speed"] == {"min": 0.5, "max": 2.0} and tts["volume"] == {"min": 0.1, "max": 2.0}
@@ -186,7 +192,7 @@ def test_persona_json_keeps_its_fields_and_the_creator_only_part(
         "priceMultiplierBps", "character", "calls", "creator", "sampleText", "sampleAudioUrl", "createdAt", "revokedAt",
     }  # fmt: skip
     owner_only = {
-        "personaPrompt", "notices", "failure", "embedding", "chain", "stepVoiceId", "cloneDuplicated",
+        "personaPrompt", "notices", "failure", "embedding", "chain", "stepVoiceId", "stepFileId", "cloneDuplicated",
         "impersonation",
     }  # fmt: skip
     assert set(persona) == public | owner_only
