@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,15 @@ def embedding_hash(vector: np.ndarray) -> str:
 
 
 def l2_normalize(vector: np.ndarray) -> np.ndarray:
-    """float32 [dim] scaled to unit L2 norm (a zero vector is returned unchanged)."""
+    """float32 [dim] scaled to unit L2 norm (a zero vector is returned unchanged).
+
+    Bit-identical on every CPU: the norm is a correctly rounded sum (math.fsum) of float64 squares and each element
+    is divided in float64 — numpy's float32 `norm` sums in an order that depends on the machine's SIMD width, and
+    the chain stores a hash of these bytes."""
     v = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(v))
-    return v if norm == 0.0 else (v / norm).astype(np.float32)
+    wide = v.astype(np.float64)
+    norm = math.sqrt(math.fsum(np.square(wide).tolist()))
+    return v if norm == 0.0 else (wide / norm).astype(np.float32)
 
 
 @dataclass(frozen=True)
