@@ -10,6 +10,7 @@ from bentos.api.schemas import SignUp
 from bentos.api.views import AccountView, KeyRevoked, SignedUp, error_responses
 from bentos.api.views_accounts import IssuedKey, KeyView, NewKeyRequest
 from bentos.core.accounts import list_keys, new_key, open_account, revoke_key, revoke_key_by_id
+from bentos.core.errors import ErrorCode, PlatformError
 from bentos.core.idempotency import payload_hash
 
 router = APIRouter(tags=["accounts"])
@@ -64,10 +65,20 @@ def keys(platform: PlatformDep, account: CallerDep) -> list[KeyView]:
     return [KeyView.of(k) for k in list_keys(platform.sessions, account)]
 
 
-@router.delete("/accounts/me/keys/current", responses=error_responses(401))
+@router.delete("/accounts/me/keys/current", responses=error_responses(400, 401))
 def revoke_current_key(request: Request, platform: PlatformDep, account: CallerDep) -> KeyRevoked:
-    """Revoke the key this request is signed with; it stops working at once."""
-    revoke_key(platform.sessions, account, request.headers["authorization"])
+    """Revoke the key this request is signed with (for a session opened with a key: that key, and so the
+    session); it stops working at once."""
+    if account.session_id is None:
+        revoke_key(platform.sessions, account, request.headers["authorization"])
+    elif account.key_id is not None:
+        revoke_key_by_id(platform.sessions, account, account.key_id)
+    else:
+        raise PlatformError(
+            ErrorCode.INVALID_REQUEST,
+            "this request is signed with a password session, not a key: DELETE /sessions/current signs out",
+            400,
+        )
     return KeyRevoked(revoked=True)
 
 

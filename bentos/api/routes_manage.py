@@ -26,7 +26,15 @@ def edit_voice(voice_id: str, body: EditVoice, platform: PlatformDep, account: C
     """The creator edits name, description, prompt, tags, language, visibility or price multiplier. Each edit that
     changes something is a version (GET /voices/{id}/versions) with the metadata hash it gives; blocked words:
     400 `content_blocked`."""
-    edit_persona(platform.sessions, platform.prices, account, voice_id, body.edit(), platform.moderation)
+    edit_persona(
+        platform.sessions,
+        platform.prices,
+        account,
+        voice_id,
+        body.edit(),
+        platform.moderation,
+        platform.consent.require_verified,
+    )
     view = PersonaView.of(persona_view(platform.sessions, voice_id, account))
     character, with_prompt = character_of(platform.sessions, voice_id, account)
     return view.model_copy(update={"character": CharacterView.of_character(character, with_prompt)})

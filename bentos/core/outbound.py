@@ -1,8 +1,10 @@
 """Durable outbound work (webhook deliveries, provider clean-ups): rows written in the caller's transaction, then
 claimed when due and run by the job queue, each attempt recorded, retried with bounded exponential backoff.
 
-A row is `pending` (due at `next_attempt_at`), `queued` (claimed, a job is on the queue), `done` or `failed`.
-A queued claim older than the lease belongs to a lost job (a crash, a flushed queue) and is claimed again.
+A row is `pending` (due at `next_attempt_at`), `queued` (claimed, a job is on the queue), `sending` (a job took
+it: one attempt in flight), `done` or `failed`. A queued or sending claim older than the lease belongs to a lost
+job (a crash, a flushed queue) and is claimed again; a job takes its row with a compare-and-set, so a second job
+for the same row (its claim lapsed while it waited on the queue) finds it taken and does nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
-PENDING, QUEUED, DONE, FAILED = "pending", "queued", "done", "failed"
+PENDING, QUEUED, SENDING, DONE, FAILED = "pending", "queued", "sending", "done", "failed"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,10 @@ def claim_due(sessions: sessionmaker[Session], table: Any, policy: RetryPolicy, 
             .where(
                 or_(
                     and_(table.status == PENDING, table.next_attempt_at <= now),
-                    and_(table.status == QUEUED, table.claimed_at < now - timedelta(seconds=policy.lease_s)),
+                    and_(
+                        table.status.in_((QUEUED, SENDING)),
+                        table.claimed_at < now - timedelta(seconds=policy.lease_s),
+                    ),
                 )
             )
             .order_by(table.next_attempt_at)
@@ -59,9 +64,22 @@ def claim_due(sessions: sessionmaker[Session], table: Any, policy: RetryPolicy, 
         return [row.id for row in rows]
 
 
+def take(session: Session, table: Any, row_id: Any) -> bool:
+    """A job takes its queued row (queued → sending) in `session`; False when another job has it or it ended."""
+    taken = session.execute(
+        update(table)
+        .where(table.id == row_id, table.status == QUEUED)
+        .values(status=SENDING, claimed_at=utcnow())
+    )
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]  # a CursorResult
+
+
 def record_outcome(row: Any, policy: RetryPolicy, error: str | None) -> None:
     """After an attempt (in the transaction that logs it): done, or pending again after a backoff, or failed
-    once `max_attempts` were spent."""
+    once `max_attempts` were spent. A row that ended meanwhile (its webhook deleted, its account erased) stays
+    as it is."""
+    if row.status != SENDING:
+        return
     row.attempts += 1
     row.claimed_at = None
     if error is None:

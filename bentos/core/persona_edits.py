@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bentos.billing import holds
 from bentos.billing.pricing import PriceBook
 from bentos.chain.outbox import Outbox
-from bentos.core import funds, moderation
+from bentos.core import consent, funds, moderation
 from bentos.core.accounts import Caller
 from bentos.core.catalog import PersonaCard, persona_view
 from bentos.core.chat import current_character
@@ -37,6 +37,7 @@ from bentos.core.personas import (
     JobStatus,
     PersonaState,
     StartedPersona,
+    Visibility,
     owned_persona,
 )
 from bentos.core.pipeline import DEFAULT_SAMPLE_TEXT, ZH_SAMPLE_TEXT, Deferred, PersonaPipeline, StepFailed
@@ -122,6 +123,7 @@ def edit_persona(
     persona_id: str,
     edit: PersonaEdit,
     blocklist: moderation.Moderation | None = None,
+    verified_consent_required: bool = True,
 ) -> Version | None:
     """Apply the creator's edit as a new version (422 `invalid_persona` for an invalid one, 400 `content_blocked`
     for blocked words: nothing changes; an edit that changes nothing is no version). A new prompt or language is
@@ -150,6 +152,12 @@ def edit_persona(
         changed = sorted(k for k, v in changes.items() if before[k] != v)
         if not changed:
             return None
+        opening = changes.get("visibility") in (Visibility.PUBLIC, Visibility.UNLISTED)
+        if "visibility" in changed and opening and verified_consent_required and persona.file_id:
+            # As at creation: the marketplace needs a verified recording of the upload's speaker (403 without).
+            challenge = consent.verified_challenge(session, creator.id, persona.file_id, None)
+            persona.consent_challenge_id = challenge.id
+            persona.consent_recording_sha256 = challenge.recording_sha256
         for key in changed:
             setattr(persona, key, changes[key])
         if "price_multiplier_bps" in changed:

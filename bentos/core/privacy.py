@@ -30,6 +30,7 @@ from bentos.store.models import (
     LedgerEntry,
     LedgerTransaction,
     Persona,
+    PersonaCharacter,
     Settlement,
     StoredFile,
     UsageEvent,
@@ -37,8 +38,10 @@ from bentos.store.models import (
 )
 from bentos.store.notify_models import ConsentChallenge, Notification, Webhook, WebhookDelivery
 from bentos.store.session_models import AccountPassword, MailMessage, PasswordReset, SignInSession
+from bentos.store.trust_models import PersonaVersion
 
 ERASED_NAME = "erased account"
+ERASED_PERSONA = "erased persona"
 USAGE_COLUMNS = [
     "id",
     "request_id",
@@ -122,7 +125,10 @@ def _usage_csv(session: Session, account_id: str) -> str:
     )
     for u in rows:
         role = "caller" if u.caller_id == account_id else "creator"
-        writer.writerow([u.id, u.request_id, role, u.persona_id, u.model, u.chars, u.amount, u.creator_share,
+        request = (
+            u.request_id if role == "caller" else ""
+        )  # a caller's request id names them: not the creator's
+        writer.writerow([u.id, request, role, u.persona_id, u.model, u.chars, u.amount, u.creator_share,
                          u.created_at.isoformat()])  # fmt: skip
     return text.getvalue()
 
@@ -159,6 +165,23 @@ class Erasure:
     account_id: str
     personas_revoked: int
     uploads_deleted: int
+
+
+def _erase_persona_texts(session: Session, account_id: str) -> None:
+    """The creator's words in their (now revoked) personas, their edit history and their characters."""
+    personas = select(Persona.id).where(Persona.creator_id == account_id)
+    session.execute(
+        update(Persona)
+        .where(Persona.creator_id == account_id)
+        .values(name=ERASED_PERSONA, description="", persona_prompt="", consent_statement="", tags=[],
+                transcript=None, sample_text=None, notices=None)
+    )  # fmt: skip
+    session.execute(update(PersonaVersion).where(PersonaVersion.persona_id.in_(personas)).values(fields={}))
+    session.execute(
+        update(PersonaCharacter)
+        .where(PersonaCharacter.persona_id.in_(personas))
+        .values(persona_prompt="", greeting=None)
+    )
 
 
 def erase_account(sessions: sessionmaker[Session], blobs: BlobStore, caller: Caller) -> Erasure:
@@ -216,6 +239,7 @@ def erase_account(sessions: sessionmaker[Session], blobs: BlobStore, caller: Cal
         )
         for c in session.scalars(select(ConsentChallenge).where(ConsentChallenge.account_id == caller.id)):
             c.sentence = ""
+        _erase_persona_texts(session, caller.id)
         account = session.get_one(Account, caller.id)
         session.query(MailMessage).filter(MailMessage.to_email == account.email).delete()
         account.name, account.email = ERASED_NAME, f"erased+{account.id}@erased.invalid"

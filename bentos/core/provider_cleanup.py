@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bentos.core.outbound import RetryPolicy, dispatch, record_outcome
+from bentos.core.outbound import RetryPolicy, dispatch, record_outcome, take
 from bentos.stepfun.client import StepFunClient
 from bentos.stepfun.errors import NotFound, StepFunError
 from bentos.store import blob_refs
@@ -95,10 +95,10 @@ class ProviderCleanupRunner:
         return dispatch(self.sessions, ProviderCleanup, self.policy, enqueue)
 
     def attempt(self, cleanup_id: str) -> None:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             row = session.get(ProviderCleanup, int(cleanup_id))
-            if row is None or row.status != "queued":
-                return
+            if row is None or not take(session, ProviderCleanup, int(cleanup_id)):
+                return  # another job has it, or it ended
             kind, target = row.kind, row.target
         error = None
         try:
@@ -108,6 +108,8 @@ class ProviderCleanupRunner:
             pass  # already gone: what we wanted
         except StepFunError as err:
             error = f"{type(err).__name__}: {err}"
+        except Exception as exc:  # counted, so the retries end
+            error = f"{type(exc).__name__}: {exc}"
         with self.sessions.begin() as session:
             row = session.get(ProviderCleanup, int(cleanup_id))
             if row is None:

@@ -96,7 +96,7 @@ def decide(
     require_admin(admin)
     note = note.strip()[:NOTE_MAX_CHARS]
     with sessions.begin() as session:
-        persona = session.get(Persona, persona_id)
+        persona = session.get(Persona, persona_id, with_for_update=True)  # two admins: one decision
         if persona is None:
             raise not_found(f"voice {persona_id}")
         if persona.state != PersonaState.REVIEW or persona.revoked_at is not None:

@@ -42,9 +42,13 @@ def validate(scope: str) -> Scope:
         raise PlatformError(ErrorCode.INVALID_SCOPE, f"scope must be one of: {allowed}", 422) from None
 
 
+# Giving up one's own credential never needs a scope: a `read` key must be able to end its session or itself.
+_SIGN_OUT = frozenset({("DELETE", "/sessions/current"), ("DELETE", "/accounts/me/keys/current")})
+
+
 def permits(scopes: str, method: str, path: str) -> bool:
     scope = parse(scopes)
-    if scope is Scope.FULL or method.upper() in _READ_METHODS:
+    if scope is Scope.FULL or method.upper() in _READ_METHODS or (method.upper(), path) in _SIGN_OUT:
         return True
     return scope is Scope.SPEECH and _SPEECH_CALLS.match(path) is not None
 

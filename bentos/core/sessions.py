@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bentos.core import scopes
@@ -194,6 +194,8 @@ def reset_password(sessions: sessionmaker[Session], token: str, password: str) -
         row.used_at = now
         set_password(session, account.id, password)
         end_all_sessions(session, account.id)
+        # The owner proved the mailbox: the sign-in lock that may have sent them here is lifted.
+        session.execute(delete(SignInFailure).where(SignInFailure.email == account.email))
         return Caller.of(account)
 
 

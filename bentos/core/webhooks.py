@@ -27,7 +27,7 @@ from bentos.core.accounts import Caller
 from bentos.core.errors import ErrorCode, PlatformError, not_found
 from bentos.core.ids import new_id
 from bentos.core.notifications import EVENTS
-from bentos.core.outbound import DONE, FAILED, PENDING, RetryPolicy, dispatch, record_outcome
+from bentos.core.outbound import DONE, FAILED, PENDING, RetryPolicy, dispatch, record_outcome, take
 from bentos.store.models import utcnow
 from bentos.store.notify_models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -260,11 +260,13 @@ class WebhookSender:
 
     def attempt(self, delivery_id: str) -> None:
         """POST the delivery once and log it; the outcome schedules the next attempt or ends it."""
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             d = session.get(WebhookDelivery, delivery_id)
             hook = session.get(Webhook, d.webhook_id) if d is not None else None
-            if d is None or hook is None or d.status != "queued":
+            if d is None or hook is None or hook.deleted_at is not None:
                 return
+            if not take(session, WebhookDelivery, delivery_id):
+                return  # another job has it, or it ended
             url, secret, body, number = hook.url, hook.secret, d.body, d.attempts + 1
         status, error, started = None, None, time.monotonic()
         try:
@@ -283,6 +285,8 @@ class WebhookSender:
             error = refused.message
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: the receiver could not be reached"
+        except Exception as exc:  # a malformed address etc.: counted, so the retries end
+            error = f"{type(exc).__name__}: the delivery could not be sent"
         duration_ms = int((time.monotonic() - started) * 1000)
         with self.sessions.begin() as session:
             d = session.get(WebhookDelivery, delivery_id)

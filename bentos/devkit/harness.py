@@ -130,6 +130,7 @@ def platform_overrides(
         # Tests of other features make public personas from synthetic audio without a consent recording; the
         # verified-consent rule has its own tests (tests/consent_privacy), which turn it back on.
         "consent.require_verified=false",
+        "webhooks.allow_private=true",  # the tests' receivers listen on loopback
     ]
     if db_url:
         overrides += ["db=postgres", f"db.url='{db_url}'"]

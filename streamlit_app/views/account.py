@@ -149,11 +149,15 @@ def forgot_password_forms() -> None:
     with session.client() as api:
         try:
             account = api.reset_password(token.strip(), password)
-            signed_in = api.sign_in(account["email"], password)
         except ApiError as err:
             show_api_error(err, context="The password was not changed")
             return
-    st.session_state[_RESET_SENT] = None
+        st.session_state[_RESET_SENT] = None
+        try:
+            signed_in = api.sign_in(account["email"], password)
+        except ApiError as err:
+            show_api_error(err, context="The password was changed, but signing in failed — sign in again")
+            return
     session.start(signed_in)
     st.rerun()
 

@@ -78,6 +78,13 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_refusal_then_a_rate_
     assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
     assert int(limited.headers["Retry-After"]) > 0
 
+    # The owner proves the mailbox with a reset: the lock that sent them there is lifted.
+    httpx.post(f"{platform_server.base_url}/password-resets", json={"email": account["email"]}, timeout=30)
+    token = reset_token(platform_server, account["email"])
+    url = f"{platform_server.base_url}/password-resets/{token}"
+    assert httpx.post(url, json={"password": "a fresh start, at last"}, timeout=30).status_code == 200
+    assert sign_in(platform_server, account["email"], "a fresh start, at last").status_code == 201
+
 
 def test_a_short_password_is_refused_and_no_account_is_left(platform_server: RunningPlatform) -> None:
     email = f"short-{secrets.token_hex(4)}@example.com"
@@ -226,3 +233,33 @@ def test_the_session_token_and_password_never_appear_in_the_store_in_clear(
         rows = [tuple(r) for table in tables for r in session.execute(text(f"SELECT * FROM {table}"))]
     dump = repr(rows)
     assert token not in dump and PASSWORD not in dump
+
+
+@pytest.mark.parametrize("scope", ["read", "speech"])
+def test_a_session_of_a_narrow_key_can_still_sign_out(platform_server: RunningPlatform, scope: str) -> None:
+    account = sign_up(platform_server)
+    owner = platform_server.client(account["apiKey"])
+    narrow = owner.post("/accounts/me/keys", json={"name": "narrow", "scope": scope}).json()["apiKey"]
+    in_session = platform_server.client(sign_in_with_key(platform_server, narrow))
+    assert in_session.delete("/sessions/current").status_code == 200
+    assert in_session.get("/accounts/me").status_code == 401  # signing out is never out of scope
+
+    key_itself = platform_server.client(narrow)
+    assert key_itself.delete("/accounts/me/keys/current").status_code == 200
+    assert key_itself.get("/accounts/me").status_code == 401  # nor is giving up one's own key
+
+
+def test_revoking_the_current_key_from_a_session(platform_server: RunningPlatform) -> None:
+    account = sign_up(platform_server)
+    owner = platform_server.client(account["apiKey"])
+    spare = owner.post("/accounts/me/keys", json={"name": "spare"}).json()["apiKey"]
+    keyed_session = platform_server.client(sign_in_with_key(platform_server, spare))
+    assert keyed_session.delete("/accounts/me/keys/current").status_code == 200
+    assert keyed_session.get("/accounts/me").status_code == 401  # the key and its session end together
+    assert platform_server.client(spare).get("/accounts/me").status_code == 401
+
+    signed_in = sign_in(platform_server, account["email"], PASSWORD)
+    password_session = platform_server.client(signed_in.json()["sessionToken"])
+    refused = password_session.delete("/accounts/me/keys/current")
+    assert refused.status_code == 400  # no key behind a password session: nothing is claimed revoked
+    assert owner.get("/accounts/me").status_code == 200

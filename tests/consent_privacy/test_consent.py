@@ -116,3 +116,26 @@ def test_expired_challenge_is_refused(consent_platform: RunningPlatform, voice_s
         files={"file": ("me.mp3", clips[1].mp3_path.read_bytes())},
     )
     assert late.status_code == 410 and late.json()["error"]["code"] == "challenge_expired"
+
+
+def test_an_edit_to_public_needs_the_same_verified_consent(
+    consent_platform: RunningPlatform, voice_set: VoiceSet
+) -> None:
+    speaker = voice_set.by_speaker()[voice_set.speakers[4]]
+    _, key = consent_platform.sign_up("creator")
+    creator = consent_platform.client(key)
+    file_id = upload(creator, speaker[0].mp3_path.read_bytes())
+    private = creator.post("/voices", json={**public_body(file_id), "visibility": "private"})
+    assert private.status_code == 202, private.text
+    voice_id = private.json()["voiceId"]
+
+    for visibility in ("public", "unlisted"):  # private → the marketplace: not without the voice check
+        refused = creator.patch(f"/voices/{voice_id}", json={"visibility": visibility})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "consent_not_verified"
+    assert creator.get(f"/voices/{voice_id}").json()["visibility"] == "private"
+    assert creator.get(f"/voices/{voice_id}/versions").json()["items"] == []  # the refused edit left nothing
+
+    verified_challenge(creator, file_id, speaker[1].mp3_path.read_bytes())
+    opened = creator.patch(f"/voices/{voice_id}", json={"visibility": "public"})
+    assert opened.status_code == 200, opened.text
+    assert creator.get(f"/voices/{voice_id}").json()["visibility"] == "public"

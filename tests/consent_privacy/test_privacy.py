@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bentos.core.accounts import open_admin
 from bentos.devkit.harness import RunningPlatform, wait_for
 from bentos.stepfun.errors import NotFound
-from bentos.store.models import Account, LedgerTransaction, UsageEvent, VoiceClone
+from bentos.store.models import Account, LedgerTransaction, Persona, UsageEvent, VoiceClone
 from bentos.store.session_models import MailMessage
 from encoders.voices import VoiceSet
 from tests.consent_privacy.flows import live_persona, public_body, upload
@@ -126,6 +126,12 @@ def test_account_erasure_revokes_everything_and_keeps_the_ledger(
         account = session.get_one(Account, account_id)
         assert account.erased_at is not None and "@erased.invalid" in account.email
         assert account.name == "erased account"
+        erased_persona = session.get_one(Persona, persona["id"])  # the creator's words go with them
+        assert (erased_persona.name, erased_persona.description, erased_persona.persona_prompt) == (
+            "erased persona",
+            "",
+            "",
+        )
         usage = session.scalars(select(UsageEvent).where(UsageEvent.creator_id == account_id)).all()
         assert len(usage) == 1  # the ledger keeps what it must, under the account id only
         assert session.scalars(
