@@ -146,7 +146,15 @@ def create_persona(client: httpx.Client, clip: VoiceClip, name: str) -> tuple[st
     up = client.post("/files", files={"file": (clip.mp3_path.name, clip.mp3_path.read_bytes(), "audio/mpeg")})
     if up.status_code not in (200, 201):
         raise RuntimeError(f"POST /files: {up.status_code} {up.text[:300]}")
-    body = {"fileId": up.json()["fileId"], "name": name, "visibility": "public", "consent": CONSENT}
+    file_id = up.json()["fileId"]
+    # A public persona needs its speaker's verified consent: the creator reads the sentence (here: the same clip).
+    challenge_id = client.post("/consent-challenges", json={"fileId": file_id}).json()["challengeId"]
+    recording = {"file": (clip.mp3_path.name, clip.mp3_path.read_bytes(), "audio/mpeg")}
+    verified = client.post(f"/consent-challenges/{challenge_id}/recording", files=recording)
+    if verified.status_code != 200 or not verified.json()["verified"]:
+        raise RuntimeError(f"consent recording: {verified.status_code} {verified.text[:300]}")
+    consent = {**CONSENT, "challengeId": challenge_id}
+    body = {"fileId": file_id, "name": name, "visibility": "public", "consent": consent}
     created = client.post("/voices", json=body)
     if created.status_code != 202:
         raise RuntimeError(f"POST /voices: {created.status_code} {created.text[:300]}")

@@ -237,7 +237,24 @@ async def make_persona(caller: Caller, audio: bytes, name: str, deadline: float)
     )
     if up is None or outcome != "ok":
         return None
-    body = {"fileId": up.json()["fileId"], "name": name, "visibility": "public", "consent": CONSENT}
+    file_id = up.json()["fileId"]
+    # A public persona needs its speaker's verified consent: the creator reads the sentence (here: the same clip).
+    challenge, outcome, _ = await caller.call(
+        "POST /consent-challenges", "POST", "/consent-challenges", json={"fileId": file_id}
+    )
+    if challenge is None or outcome != "ok":
+        return None
+    challenge_id = challenge.json()["challengeId"]
+    recorded, outcome, _ = await caller.call(
+        "POST /consent-challenges/{id}/recording",
+        "POST",
+        f"/consent-challenges/{challenge_id}/recording",
+        files={"file": (f"{name}-consent.mp3", audio, "audio/mpeg")},
+    )
+    if recorded is None or outcome != "ok" or not recorded.json()["verified"]:
+        return None
+    consent = {**CONSENT, "challengeId": challenge_id}
+    body = {"fileId": file_id, "name": name, "visibility": "public", "consent": consent}
     created, outcome, _ = await caller.call("POST /voices", "POST", "/voices", json=body)
     if created is None or outcome != "ok":
         return None

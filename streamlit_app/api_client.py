@@ -625,8 +625,8 @@ class PlatformClient:
         self._json("POST", "/password-resets", json={"email": email})
 
     def reset_password(self, token: str, password: str) -> Account:
-        path = "/password-resets/" + url_quote(token.strip(), safe="")
-        return cast(Account, self._json("POST", path, json={"password": password})["account"])
+        body = {"token": token.strip(), "password": password}
+        return cast(Account, self._json("POST", "/password-resets/confirm", json=body)["account"])
 
     def list_keys(self) -> list[ApiKeyInfo]:
         return cast(list[ApiKeyInfo], self._json("GET", "/accounts/me/keys"))

@@ -37,7 +37,9 @@ PlatformDep = Annotated[Platform, Depends(platform_of)]
 def caller(request: Request, platform: PlatformDep, _: Bearer) -> Caller:
     """The account behind the bearer (API key or session token); 403 when the key's scope forbids this route."""
     who = identify(platform.sessions, request.headers.get("authorization"), request.method, request.url.path)
-    limited = who.key_id or who.session_id  # a signed-in browser is rate limited like a key
+    # A session opened with a key shares that key's bucket; password sessions share one bucket per account, so
+    # opening more sessions never buys more requests.
+    limited = who.key_id or (f"account:{who.id}" if who.session_id else None)
     if limited is not None:
         platform.key_limiter.check(limited)
     return who

@@ -84,8 +84,9 @@ def create_password_reset(body: PasswordResetRequest, platform: PlatformDep) -> 
     return ResetRequested(accepted=True)
 
 
-@router.post("/password-resets/{token}", responses=error_responses(400, 403, 404, 410, 422))
-def complete_password_reset(token: str, body: NewPassword, platform: PlatformDep) -> PasswordChanged:
-    """Set a new password with the mailed token (once, before it expires); every session of the account ends."""
-    account = reset_password(platform.sessions, token, body.password)
+@router.post("/password-resets/confirm", responses=error_responses(400, 403, 404, 410, 422))
+def complete_password_reset(body: NewPassword, platform: PlatformDep) -> PasswordChanged:
+    """Set a new password with the mailed token (once, before it expires); every session of the account ends.
+    The token travels in the body, never in the URL, so no access log or proxy records it."""
+    account = reset_password(platform.sessions, body.token, body.password)
     return PasswordChanged(account=AccountView.of(account), sessions_ended=True)

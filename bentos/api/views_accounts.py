@@ -40,6 +40,7 @@ class PasswordResetRequest(_Body):
 
 
 class NewPassword(_Body):
+    token: str = Field(min_length=1, max_length=200, description="the one-time token from the reset mail")
     password: str = Field(max_length=PASSWORD_MAX_CHARS)
 
 

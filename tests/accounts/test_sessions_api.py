@@ -81,8 +81,9 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_refusal_then_a_rate_
     # The owner proves the mailbox with a reset: the lock that sent them there is lifted.
     httpx.post(f"{platform_server.base_url}/password-resets", json={"email": account["email"]}, timeout=30)
     token = reset_token(platform_server, account["email"])
-    url = f"{platform_server.base_url}/password-resets/{token}"
-    assert httpx.post(url, json={"password": "a fresh start, at last"}, timeout=30).status_code == 200
+    url = f"{platform_server.base_url}/password-resets/confirm"
+    fresh = {"token": token, "password": "a fresh start, at last"}
+    assert httpx.post(url, json=fresh, timeout=30).status_code == 200
     assert sign_in(platform_server, account["email"], "a fresh start, at last").status_code == 201
 
 
@@ -111,17 +112,17 @@ def test_a_password_reset_token_works_once_and_signs_out_every_session(
     token = reset_token(platform_server, account["email"])
     assert token not in r.text
 
-    url = f"{platform_server.base_url}/password-resets/{token}"
-    short = httpx.post(url, json={"password": "short"}, timeout=30)
+    url = f"{platform_server.base_url}/password-resets/confirm"
+    short = httpx.post(url, json={"token": token, "password": "short"}, timeout=30)
     assert short.status_code == 422  # refused before the token is spent
-    done = httpx.post(url, json={"password": "a brand new password"}, timeout=30)
+    done = httpx.post(url, json={"token": token, "password": "a brand new password"}, timeout=30)
     assert done.status_code == 200, done.text
     assert done.json()["account"]["id"] == account["account"]["id"]
     assert platform_server.client(session).get("/accounts/me").status_code == 401
     assert sign_in(platform_server, account["email"], "a brand new password").status_code == 201
-    reused = httpx.post(url, json={"password": "yet another password"}, timeout=30)
+    reused = httpx.post(url, json={"token": token, "password": "yet another password"}, timeout=30)
     assert reused.status_code == 410 and reused.json()["error"]["code"] == "invalid_reset_token"
-    unknown = httpx.post(url + "x", json={"password": "yet another password"}, timeout=30)
+    unknown = httpx.post(url, json={"token": token + "x", "password": "yet another password"}, timeout=30)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "invalid_reset_token"
 
 

@@ -24,7 +24,7 @@ PUBLIC = {
     "GET /health",
     "GET /v1/limits",
     "POST /password-resets",
-    "POST /password-resets/{token}",
+    "POST /password-resets/confirm",
 }
 FAKE_KEY = "vpk_PLANTEDfakeKEY0123456789abcdefSECRET"
 
