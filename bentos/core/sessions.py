@@ -25,7 +25,13 @@ from bentos.core.ids import new_id
 from bentos.core.mail import queue_mail
 from bentos.core.passwords import MAX_CHARS, check_strength, verify_password
 from bentos.store.models import Account, utcnow
-from bentos.store.session_models import AccountPassword, PasswordReset, SignInFailure, SignInSession
+from bentos.store.session_models import (
+    AccountPassword,
+    MailMessage,
+    PasswordReset,
+    SignInFailure,
+    SignInSession,
+)
 
 RESET_PREFIX = "vpr_"
 # Guessing: this many refused sign-ins for one email within the window locks that email's password sign-in
@@ -196,6 +202,9 @@ def reset_password(sessions: sessionmaker[Session], token: str, password: str) -
         end_all_sessions(session, account.id)
         # The owner proved the mailbox: the sign-in lock that may have sent them here is lifted.
         session.execute(delete(SignInFailure).where(SignInFailure.email == account.email))
+        for mail in session.scalars(select(MailMessage).where(MailMessage.to_email == account.email)):
+            if token.strip() in mail.body:  # the spent token is not kept in the outbox either
+                mail.body = "This password reset token was used and no longer works."
         return Caller.of(account)
 
 

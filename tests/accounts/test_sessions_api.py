@@ -120,6 +120,7 @@ def test_a_password_reset_token_works_once_and_signs_out_every_session(
     assert done.json()["account"]["id"] == account["account"]["id"]
     assert platform_server.client(session).get("/accounts/me").status_code == 401
     assert sign_in(platform_server, account["email"], "a brand new password").status_code == 201
+    assert all(token not in m.body for m in unsent(platform_server.platform.sessions, account["email"]))
     reused = httpx.post(url, json={"token": token, "password": "yet another password"}, timeout=30)
     assert reused.status_code == 410 and reused.json()["error"]["code"] == "invalid_reset_token"
     unknown = httpx.post(url, json={"token": token + "x", "password": "yet another password"}, timeout=30)
