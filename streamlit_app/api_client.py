@@ -17,6 +17,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict, cast, get_type_hints, is_typeddict
 from urllib.parse import quote as url_quote
@@ -529,6 +530,20 @@ class PlatformClient:
 
     # -- transport ---------------------------------------------------------------------------------------
 
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A request that never got an answer → ApiError 0 (`platform_timeout`, `platform_unreachable`)."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                0, "platform_timeout", f"the platform did not answer in time ({exc})", retryable=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiError(
+                0, "platform_unreachable", f"cannot reach {self.base_url} ({exc})", retryable=True
+            ) from None
+
     def _headers(self, *, idempotency_key: str | None = None, post: bool = False) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if self._api_key:
@@ -548,16 +563,8 @@ class PlatformClient:
     ) -> httpx.Response:
         headers = self._headers(idempotency_key=idempotency_key, post=method == "POST")
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        try:
+        with self._reaching():
             response = self._http.request(method, path, headers=headers, **kwargs, **extra)
-        except httpx.TimeoutException as exc:
-            raise ApiError(
-                0, "platform_timeout", f"the platform did not answer in time ({exc})", retryable=True
-            ) from None
-        except httpx.TransportError as exc:
-            raise ApiError(
-                0, "platform_unreachable", f"cannot reach {self.base_url} ({exc})", retryable=True
-            ) from None
         if response.is_error:
             raise _error_from(response)
         return response
@@ -927,16 +934,8 @@ class PlatformClient:
         request = self._http.build_request(
             "POST", "/v1/chat/completions", json=body, headers=headers, timeout=120.0
         )
-        try:
+        with self._reaching():
             response = self._http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise ApiError(
-                0, "platform_timeout", f"the platform did not answer in time ({exc})", retryable=True
-            ) from None
-        except httpx.TransportError as exc:
-            raise ApiError(
-                0, "platform_unreachable", f"cannot reach {self.base_url} ({exc})", retryable=True
-            ) from None
         if response.is_error:
             response.read()
             response.close()

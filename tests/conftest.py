@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,20 +41,21 @@ def _reset_emulator_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         emu.admin("reset", {})
 
 
-def _backend_params() -> list[object]:
+def backend_params() -> list[object]:
     return [
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgres", id="postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
     ]
 
 
-@pytest.fixture(scope="module", params=_backend_params())
-def platform_server(
-    request: pytest.FixtureRequest, emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def backend_platform(
+    backend: str, data: Path, emulator: EmulatorProcess, extra: Sequence[str] = ()
 ) -> Iterator[RunningPlatform]:
-    data = tmp_path_factory.mktemp("platform")
-    if request.param == "sqlite":
-        running = start_platform(platform_overrides(data, emulator))
+    """The platform on SQLite (embedded) or on a fresh PostgreSQL schema + its own Redis names, with `extra`
+    overrides; stopped (and its Redis keys removed) afterwards."""
+    if backend == "sqlite":
+        running = start_platform([*platform_overrides(data, emulator), *extra])
         try:
             yield running
         finally:
@@ -61,7 +63,7 @@ def platform_server(
         return
     name = "vp-test-" + secrets.token_hex(4)
     with pg_schema() as url:
-        running = start_platform(platform_overrides(data, emulator, db_url=url, redis_name=name))
+        running = start_platform([*platform_overrides(data, emulator, db_url=url, redis_name=name), *extra])
         try:
             yield running
         finally:
@@ -69,6 +71,14 @@ def platform_server(
             client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
             for key in client.scan_iter(f"*{name}*"):
                 client.delete(key)
+
+
+@pytest.fixture(scope="module", params=backend_params())
+def platform_server(
+    request: pytest.FixtureRequest, emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    with backend_platform(request.param, tmp_path_factory.mktemp("platform"), emulator) as running:
+        yield running
 
 
 @pytest.fixture

@@ -190,28 +190,29 @@ def character_of(
         return current_character(session, persona), caller is not None and caller.id == persona.creator_id
 
 
+# Per language: who the model is, then the labels of the persona, greeting and tone lines.
+_SYSTEM_WORDS = {
+    "zh": ("你是{name}。请始终保持角色，用中文简短地回答。", "人设：", "开场白：", "语气："),
+    "en": (
+        "You are {name}. Stay in character and answer as {name} would, briefly.",
+        "Persona: ",
+        "Your greeting: ",
+        "Tone: ",
+    ),
+}
+
+
 def system_message(persona: Persona, character: Character) -> str:
     """What the chat model is told about who it is (the emulator quotes the name and the Persona line)."""
-    tone = character.emotion or character.style
-    if character.language == "zh":
-        lines = [f"你是{persona.name}。请始终保持角色，用中文简短地回答。", "Language: zh"]
-        if character.persona_prompt.strip():
-            lines.append(f"人设：{character.persona_prompt.strip()}")
-        if character.greeting:
-            lines.append(f"开场白：{character.greeting}")
-        if tone:
-            lines.append(f"语气：{tone}")
-        return "\n".join(lines)
-    lines = [
-        f"You are {persona.name}. Stay in character and answer as {persona.name} would, briefly.",
-        "Language: en",
-    ]
-    if character.persona_prompt.strip():
-        lines.append(f"Persona: {character.persona_prompt.strip()}")
-    if character.greeting:
-        lines.append(f"Your greeting: {character.greeting}")
-    if tone:
-        lines.append(f"Tone: {tone}")
+    language = "zh" if character.language == "zh" else "en"
+    intro, persona_label, greeting_label, tone_label = _SYSTEM_WORDS[language]
+    parts = (
+        (persona_label, character.persona_prompt.strip()),
+        (greeting_label, character.greeting),
+        (tone_label, character.emotion or character.style),
+    )
+    lines = [intro.format(name=persona.name), f"Language: {language}"]
+    lines += [label + text for label, text in parts if text]
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ from bentos.core.personas import (
     PersonaState,
     StartedPersona,
     Visibility,
+    hold_clone_fee,
     owned_persona,
 )
 from bentos.core.pipeline import DEFAULT_SAMPLE_TEXT, ZH_SAMPLE_TEXT, Deferred, PersonaPipeline, StepFailed
@@ -259,20 +260,8 @@ def retry(
             raise forbidden("an admin rejected this persona in review; it can't be retried")
         step = PersonaState(persona.failure_step) if persona.failure_step else PersonaState.UPLOADED
         uncloned = step in PRE_CLONE_STATES and not persona.step_voice_id
-        if (
-            uncloned
-            and prices.clone_fee
-            and holds.open_hold(session, holds.Purpose.CLONE, persona.id) is None
-        ):
-            holds.reserve_in(
-                session,
-                hold_id=new_id("hold"),
-                account_id=creator.id,
-                api_key_id=creator.key_id,
-                purpose=holds.Purpose.CLONE,
-                subject=persona.id,
-                amount=prices.clone_fee,
-            )
+        if uncloned and holds.open_hold(session, holds.Purpose.CLONE, persona.id) is None:
+            hold_clone_fee(session, prices, creator, persona.id)
         persona.state = step
         persona.failure_step = persona.failure_code = persona.failure_message = None
         persona.failure_retryable = None

@@ -251,19 +251,24 @@ def start_persona(
         raise PlatformError(ErrorCode.INVALID_PERSONA, f"model must be one of {models}", 422)
     with funds.paying(prices), sessions.begin() as session:
         persona, job = create_persona(session, creator, draft, prices)
-        if prices.clone_fee:
-            holds.reserve_in(
-                session,
-                hold_id=new_id("hold"),
-                account_id=creator.id,
-                api_key_id=creator.key_id,
-                purpose=holds.Purpose.CLONE,
-                subject=persona.id,
-                amount=prices.clone_fee,
-            )
+        hold_clone_fee(session, prices, creator, persona.id)
         started = StartedPersona(persona.id, PersonaState(persona.state), job.id)
     enqueue(started.voice_id)  # after the commit: a worker must find the row
     return started
+
+
+def hold_clone_fee(session: Session, prices: PriceBook, creator: Caller, persona_id: str) -> None:
+    """Hold the clone fee on the creator's balance (402 when short), captured when the provider bills the clone."""
+    if prices.clone_fee:
+        holds.reserve_in(
+            session,
+            hold_id=new_id("hold"),
+            account_id=creator.id,
+            api_key_id=creator.key_id,
+            purpose=holds.Purpose.CLONE,
+            subject=persona_id,
+            amount=prices.clone_fee,
+        )
 
 
 def visible_persona(session: Session, persona_id: str, caller: Caller | None) -> Persona:

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from bentos.core.accounts import open_admin
 from bentos.devkit.emulator_process import EmulatorProcess
-from bentos.devkit.harness import RunningPlatform, pg_schema, platform_overrides, start_platform, wait_for
+from bentos.devkit.harness import RunningPlatform, wait_for
+from tests.conftest import backend_params, backend_platform
 
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
 
@@ -21,36 +21,12 @@ CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
 GUARD_ON = ["encoder=ge2e", "moderation.impersonation_review=true"]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
-    ],
-)
+@pytest.fixture(scope="module", params=backend_params())
 def guarded(
     request: pytest.FixtureRequest, emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningPlatform]:
-    data = tmp_path_factory.mktemp("trust")
-    if request.param == "sqlite":
-        running = start_platform([*platform_overrides(data, emulator), *GUARD_ON])
-        try:
-            yield running
-        finally:
-            running.stop()
-        return
-    name = "vp-trust-" + secrets.token_hex(4)
-    with pg_schema() as url:
-        running = start_platform(
-            [*platform_overrides(data, emulator, db_url=url, redis_name=name), *GUARD_ON]
-        )
-        try:
-            yield running
-        finally:
-            running.stop()
-            client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-            for key in client.scan_iter(f"*{name}*"):
-                client.delete(key)
+    with backend_platform(request.param, tmp_path_factory.mktemp("trust"), emulator, GUARD_ON) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
