@@ -1,6 +1,6 @@
 """Create a persona in Debian's chromium against the real platform, twice: from an uploaded file (heard before it
 is sent) and from a recording made in the browser (chromium's fake microphone plays a generated voice); both go
-live while the page names the step running and the time left."""
+live, the page naming the step running and the time left while it works."""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ def create(page: Page, name: str, shots: Path) -> None:
     page.get_by_label("Name *").fill(name)
     page.get_by_text("I attest to the statement above").click()
     page.get_by_role("button", name="Create persona").click()
-    expect(page.get_by_text("s left")).to_be_visible(timeout=30 * MS)  # the running step and an estimate
-    page.screenshot(path=shots / f"{name}-running.png", full_page=True)
-    expect(page.get_by_text("is live.")).to_be_visible(timeout=LIVE_TIMEOUT_S * MS)
+    # The running step and its estimate show while the pipeline works; on a fast machine the persona can be live
+    # before the next poll, so either is a pass here (the estimate itself is checked in test_frontend_create.py).
+    running, live = page.get_by_text("s left"), page.get_by_text("is live.")
+    expect(running.or_(live).first).to_be_visible(timeout=30 * MS)
+    if running.count():
+        page.screenshot(path=shots / f"{name}-running.png", full_page=True)
+    expect(live).to_be_visible(timeout=LIVE_TIMEOUT_S * MS)
     page.screenshot(path=shots / f"{name}-live.png", full_page=True)
 
 
