@@ -131,6 +131,15 @@ def _speech_cache(settings: DistillSettings) -> dict[str, list[np.ndarray]]:
     return synthesize_speakers(speakers, settings.utterances_per_speaker, settings.seed, settings.cache_dir)
 
 
+def timbre_of(speaker_id: str) -> str:
+    """The voice a training speaker id sounds like, for the margin loss's labels: an espeak-ng variant at one
+    pitch is one timbre in every language ("espeak:cmn+max@p40" and "espeak:en-us+max@p40" → "espeak:max@p40"),
+    so the margin never teaches the student to tell languages apart."""
+    engine, _, rest = speaker_id.partition(":")
+    voice, at, pitch = rest.partition("@")
+    return f"{engine}:{voice.rpartition('+')[2]}{at}{pitch}"
+
+
 def eval_babble_pool(
     eval_speakers: int = 12, talkers: int = 12, cache_dir: Path | None = None
 ) -> list[np.ndarray]:
@@ -298,7 +307,8 @@ def distill(
     speaker_ids = sorted(speech)
     pool = babble_pool(speech)
     clean: list[np.ndarray] = [c for s in speaker_ids for c in speech[s]]
-    labels = [i for i, s in enumerate(speaker_ids) for _ in speech[s]]
+    timbres = sorted({timbre_of(s) for s in speaker_ids})
+    labels = [timbres.index(timbre_of(s)) for s in speaker_ids for _ in speech[s]]
     targets = torch.from_numpy(embed_vectors(teacher, clean, RATE))
     student: _Ge2eStudent | _EcapaStudent = (
         _Ge2eStudent(teacher) if settings.student == "ge2e" else _EcapaStudent(settings)
@@ -326,7 +336,7 @@ def distill(
         from speechbrain.lobes.models.ECAPA_TDNN import Classifier
         from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 
-        margin_head = Classifier(input_size=256, out_neurons=len(speaker_ids))
+        margin_head = Classifier(input_size=256, out_neurons=len(timbres))
         margin_loss = LogSoftmaxWrapper(AdditiveAngularMargin(margin=0.2, scale=30.0))
         params += list(margin_head.parameters())
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate)

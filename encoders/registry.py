@@ -127,6 +127,14 @@ class EncoderModel(PythonModel):
         cfg = dict(self.encoder_config)
         if "weights" in context.artifacts:
             cfg["weights"] = context.artifacts["weights"]
+        if "members" in cfg:  # a fusion: each member reloads from its own logged weights
+            cfg["members"] = {
+                key: {
+                    **member,
+                    "weights": context.artifacts.get(f"member.{key}.weights", member.get("weights")),
+                }
+                for key, member in cfg["members"].items()
+            }
         self.encoder = hydra.utils.instantiate(cfg)
 
     # Unannotated on purpose: MLflow 3 derives a schema from predict's type hints (and warns on ndarray); the
@@ -181,8 +189,11 @@ def log_encoder(
     """
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
+    from omegaconf import DictConfig, OmegaConf
 
     configure(settings)
+    if isinstance(encoder_config, DictConfig):  # nested nodes (a fusion's members) become plain lists/dicts
+        encoder_config = dict(OmegaConf.to_container(encoder_config, resolve=True))  # type: ignore[arg-type]
     encoder_config = dict(encoder_config)
     if not encoder.pretrained and not getattr(encoder, "weights_files", []) and "weights" in encoder_config:
         # Random init must reload as random init, not as whatever trained weights the loading machine has.
@@ -208,7 +219,12 @@ def log_encoder(
         config_path = Path(tmp) / "encoder.yaml"
         config_path.write_text(yaml.safe_dump(encoder_config, sort_keys=True))
         artifacts = {"encoder_config": str(config_path)}
-        if weights_files:
+        if "members" in encoder_config:
+            keys = list(encoder_config["members"])
+            artifacts.update(
+                {f"member.{k}.weights": str(f) for k, f in zip(keys, weights_files, strict=False)}
+            )
+        elif weights_files:
             artifacts["weights"] = str(weights_files[0])
         for key, figure in (figures or {}).items():
             mlflow.log_figure(figure, f"figures/{key}.png")
