@@ -52,10 +52,27 @@ def resolve_weights_path(weights: str | Path) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
+def forget_speechbrain_redirects() -> None:
+    """Drop SpeechBrain's not-yet-imported deprecation redirects (`speechbrain.k2_integration`, `….flair`, …)
+    from `sys.modules`. They are lazy placeholders for optional integrations (k2, flair, numba) that are not
+    installed: anything that walks `sys.modules` reading `__file__` — hypothesis, `inspect.getmodule` —
+    triggers their import and gets an ImportError in code that never uses SpeechBrain. Importing one by name
+    later still works (or fails) as before."""
+    import sys
+
+    from speechbrain.utils.importutils import LazyModule
+
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, LazyModule) and module.lazy_module is None:
+            del sys.modules[name]
+
+
 def build_ecapa_model(n_mels: int, channels: Sequence[int], attention_channels: int, lin_neurons: int) -> Any:
     """A SpeechBrain `ECAPA_TDNN` taking fbanks float32 [batch, frames, n_mels] → float32 [batch, 1,
     lin_neurons]."""
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    forget_speechbrain_redirects()
 
     return ECAPA_TDNN(
         input_size=n_mels,
@@ -69,6 +86,8 @@ def make_fbank(n_mels: int) -> Any:
     """SpeechBrain `Fbank`: waveforms float32 [batch, n] at 16 kHz → log-mel float32 [batch, frames,
     n_mels]."""
     from speechbrain.lobes.features import Fbank
+
+    forget_speechbrain_redirects()
 
     return Fbank(n_mels=n_mels)
 
