@@ -30,7 +30,8 @@ DEFAULT_GROUPS = {key for key in _compose() if isinstance(key, str) and (CONFIGS
 
 def test_root_config_composes_with_defaults() -> None:
     cfg = _compose()
-    assert cfg.encoder._target_ == "encoders.ge2e.GE2EEncoder"  # a real, pretrained encoder by default
+    assert cfg.encoder._target_ == "encoders.fusion.FusionEncoder"  # real, committed weights by default
+    assert instantiate(cfg.encoder).pretrained
     assert instantiate(cfg.audio).target_rate == 16000
 
 

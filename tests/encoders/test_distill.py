@@ -18,7 +18,7 @@ from encoders.degrade import (
     room_impulse_response,
 )
 from encoders.denoise import spectral_gate
-from encoders.distill import DistillSettings, distill, distill_training_voices, held_out_voices
+from encoders.distill import DistillSettings, distill, distill_training_voices, held_out_voices, timbre_of
 from encoders.ecapa import EcapaEncoder
 from encoders.ge2e import RobustGE2EEncoder
 
@@ -130,3 +130,10 @@ def test_committed_robust_encoder_keeps_noisy_uploads_closer_to_the_clean_voice(
     by_teacher = np.sum(teacher.embed_arrays(noisy, RATE) * clean_ref, axis=1)
     by_robust = np.sum(robust.embed_arrays(noisy, RATE) * clean_ref, axis=1)
     assert by_robust.mean() > by_teacher.mean()
+
+
+def test_the_margin_loss_labels_a_voice_by_timbre_not_by_language() -> None:
+    assert timbre_of("espeak:cmn+max@p40") == timbre_of("espeak:en-us+max@p40") == "espeak:max@p40"
+    assert timbre_of("espeak:en-us+max@p40") != timbre_of("espeak:en-us+max@p60")
+    assert timbre_of("espeak:en-us+max") != timbre_of("espeak:en-us+f4")
+    assert timbre_of("flite:kal") == "flite:kal"

@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 CONSENT = {"attested": True, "statement": "This is my own voice and I consent."}
 
 
-@pytest.mark.slow  # `bentoml serve` with GE2E (~15 s): in the slow pass, which CI runs
-def test_a_served_platform_embeds_through_the_encoder_service_with_ge2e(
+@pytest.mark.slow  # `bentoml serve` with the default encoder (~20 s): in the slow pass, which CI runs
+def test_a_served_platform_embeds_through_the_encoder_service_with_the_default_encoder(
     emulator: EmulatorProcess, voice_set: VoiceSet, tmp_path: Path
 ) -> None:
     port = free_port()
-    overrides = [*platform_overrides(tmp_path / "data", emulator), "encoder=ge2e"]
+    overrides = platform_overrides(tmp_path / "data", emulator)  # the default encoder: fusion
     env = {
         **os.environ,
         "VOXPERSONA_OVERRIDES": " ".join(overrides),
@@ -62,6 +62,7 @@ def test_a_served_platform_embeds_through_the_encoder_service_with_ge2e(
         terminate(proc, timeout_s=30)
         wait_port_closed("127.0.0.1", port)
         log.close()
-    assert persona["embedding"]["encoder"] == "ge2e" and persona["embedding"]["pretrained"] is True
+    assert persona["embedding"]["encoder"] == "fusion" and persona["embedding"]["pretrained"] is True
     # The same model served the pipeline and the API: the same audio gives the same vector and hash.
-    assert embedded["encoder"] == "ge2e" and embedded["hash"] == persona["embedding"]["hash"]
+    assert embedded["encoder"] == "fusion" and embedded["hash"] == persona["embedding"]["hash"]
+    assert embedded["dim"] == 512
