@@ -44,9 +44,11 @@ def test_encoder_comparison_notebook_reports_every_encoder(
     text = _text(_execute("encoder_comparison.ipynb"))
     assert "impersonation threshold at 1 % false alarms" in text
     assert "Generated speech: these EERs rank encoders" in text
-    for name in ("seeded", "ge2e", "ecapa", "encodec"):
+    for name in ("seeded", "ge2e", "ecapa", "encodec", "fusion"):
         assert name in text
     assert "logged run" in text
+    assert "registered models:/speaker-encoder-fusion/1" in text  # both members' weights logged with it
+    assert "platform default (configs/config.yaml): fusion" in text
 
 
 @pytest.mark.slow  # trains a tiny ECAPA (~12 s): in the slow pass, which CI runs
