@@ -53,17 +53,23 @@ def resolve_weights_path(weights: str | Path) -> Path:
 
 
 def forget_speechbrain_redirects() -> None:
-    """Drop SpeechBrain's not-yet-imported deprecation redirects (`speechbrain.k2_integration`, `….flair`, …)
-    from `sys.modules`. They are lazy placeholders for optional integrations (k2, flair, numba) that are not
-    installed: anything that walks `sys.modules` reading `__file__` — hypothesis, `inspect.getmodule` —
-    triggers their import and gets an ImportError in code that never uses SpeechBrain. Importing one by name
-    later still works (or fails) as before."""
+    """Drop SpeechBrain's not-yet-imported deprecation redirects to its optional integrations
+    (`speechbrain.k2_integration` → `speechbrain.integrations.k2_fsa`, `….lobes.models.flair`, …) from
+    `sys.modules`. Those integrations need packages that are not installed (k2, flair, spacy): anything that walks
+    `sys.modules` reading `__file__` — hypothesis, `inspect.getmodule` — triggers their import and gets an
+    ImportError in code that never uses SpeechBrain. The integrations themselves (`speechbrain.integrations.*`)
+    and every other redirect (`speechbrain.pretrained`) import as before; only the deprecated alias names of the
+    integrations stop resolving."""
     import sys
 
     from speechbrain.utils.importutils import LazyModule
 
     for name, module in list(sys.modules.items()):
-        if isinstance(module, LazyModule) and module.lazy_module is None:
+        if (
+            isinstance(module, LazyModule)
+            and module.lazy_module is None
+            and str(module.target).startswith("speechbrain.integrations.")
+        ):
             del sys.modules[name]
 
 

@@ -45,7 +45,12 @@ class FusionEncoder(BatchedSpeakerEncoder):
             raise ValueError("a fusion needs at least two member encoders")
         self.dim = sum(m.dim for m in self.members)
         self.pretrained = all(m.pretrained for m in self.members)
-        joined = "+".join(f"{m.name}:{m.version}" for m in self.members)
+        # The version names the weights and every setting that changes the vectors (a member's partial_rate, …):
+        # a threshold calibrated for one version does not carry over to another.
+        joined = "+".join(
+            f"{k}={m.name}:{m.version}:{sorted(_settings(m).items())}"
+            for k, m in zip(self.member_keys, self.members, strict=True)
+        )
         self.version = f"fusion-{hashlib.sha256(joined.encode()).hexdigest()[:12]}"
         self.weights_source = "; ".join(
             f"{m.name}: {getattr(m, 'weights_source', 'random init')}" for m in self.members
@@ -58,10 +63,18 @@ class FusionEncoder(BatchedSpeakerEncoder):
 
     @property
     def weights_files(self) -> list[Path]:
-        """Each member's weights file, in member order (the registry logs each as `member.<key>.weights`);
-        empty unless every member has one."""
-        files = [list(getattr(m, "weights_files", []))[:1] for m in self.members]
-        return [f[0] for f in files] if all(files) else []
+        """The members' weights files, in member order (see `member_weights`)."""
+        return list(self.member_weights().values())
+
+    def member_weights(self) -> dict[str, Path]:
+        """{member key: its weights file} for the members that have one (the registry logs each as the
+        artifact `member.<key>.weights`)."""
+        out: dict[str, Path] = {}
+        for key, member in zip(self.member_keys, self.members, strict=True):
+            files = list(getattr(member, "weights_files", []))
+            if files:
+                out[key] = Path(files[0])
+        return out
 
     def params(self) -> dict[str, str | int | float | bool]:
         return {
@@ -77,6 +90,11 @@ class FusionEncoder(BatchedSpeakerEncoder):
         scale = 1.0 / math.sqrt(len(self.members))
         parts = [_unit_rows(member, clips, sample_rate) * scale for member in self.members]
         return np.stack([l2_normalize(row) for row in np.concatenate(parts, axis=1)])
+
+
+def _settings(member: SpeakerEncoder) -> dict[str, str | int | float | bool]:
+    params = getattr(member, "params", None)
+    return dict(params()) if callable(params) else {}
 
 
 def _unit_rows(member: SpeakerEncoder, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:

@@ -127,12 +127,11 @@ class EncoderModel(PythonModel):
         cfg = dict(self.encoder_config)
         if "weights" in context.artifacts:
             cfg["weights"] = context.artifacts["weights"]
-        if "members" in cfg:  # a fusion: each member reloads from its own logged weights
+        if "members" in cfg:  # a fusion: each member with logged weights reloads from them
             cfg["members"] = {
-                key: {
-                    **member,
-                    "weights": context.artifacts.get(f"member.{key}.weights", member.get("weights")),
-                }
+                key: {**member, "weights": context.artifacts[f"member.{key}.weights"]}
+                if f"member.{key}.weights" in context.artifacts
+                else member
                 for key, member in cfg["members"].items()
             }
         self.encoder = hydra.utils.instantiate(cfg)
@@ -173,6 +172,24 @@ def encoder_tags(encoder: SpeakerEncoder) -> dict[str, str]:
     }
 
 
+def _member_artifacts(encoder: SpeakerEncoder, encoder_config: dict[str, Any]) -> dict[str, str]:
+    """A fusion's artifacts, `member.<key>.weights` → file, for each member that has weights. A member on random
+    weights is pinned to `weights: random` in `encoder_config` (changed in place), so it reloads as random init
+    and not as whatever checkpoint the loading machine has. {} for an encoder without members."""
+    member_weights = getattr(encoder, "member_weights", None)
+    if "members" not in encoder_config or not callable(member_weights):
+        return {}
+    files: dict[str, Path] = member_weights()
+    members = {str(k): dict(v) for k, v in encoder_config["members"].items()}
+    for key, member in zip(
+        getattr(encoder, "member_keys", []), getattr(encoder, "members", []), strict=False
+    ):
+        if key not in files and not member.pretrained and "weights" in members.get(key, {}):
+            members[key]["weights"] = "random"
+    encoder_config["members"] = members
+    return {f"member.{key}.weights": str(path) for key, path in files.items()}
+
+
 def log_encoder(
     encoder: SpeakerEncoder,
     encoder_config: dict[str, Any],
@@ -198,6 +215,7 @@ def log_encoder(
     if not encoder.pretrained and not getattr(encoder, "weights_files", []) and "weights" in encoder_config:
         # Random init must reload as random init, not as whatever trained weights the loading machine has.
         encoder_config["weights"] = "random"
+    member_artifacts = _member_artifacts(encoder, encoder_config)
     model_name = model_name_for(encoder.name)
     tags = {**encoder_tags(encoder), **(extra_tags or {})}
     weights_files = list(getattr(encoder, "weights_files", []))
@@ -219,11 +237,8 @@ def log_encoder(
         config_path = Path(tmp) / "encoder.yaml"
         config_path.write_text(yaml.safe_dump(encoder_config, sort_keys=True))
         artifacts = {"encoder_config": str(config_path)}
-        if "members" in encoder_config:
-            keys = list(encoder_config["members"])
-            artifacts.update(
-                {f"member.{k}.weights": str(f) for k, f in zip(keys, weights_files, strict=False)}
-            )
+        if member_artifacts:
+            artifacts.update(member_artifacts)
         elif weights_files:
             artifacts["weights"] = str(weights_files[0])
         for key, figure in (figures or {}).items():

@@ -110,7 +110,7 @@ def pct(samples_s: Sequence[float], q: float) -> float:
 
 def add_platform_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every platform benchmark takes."""
-    parser.add_argument("--encoder", choices=("seeded", "ge2e"), default="seeded")
+    parser.add_argument("--encoder", choices=("seeded", "ge2e", "fusion"), default="seeded")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads, here and in the services")
     parser.add_argument("--skip-bentoml", action="store_true", help="the in-process platform only")
 

@@ -52,11 +52,18 @@ def eight_second_clips(count: int) -> list[np.ndarray]:
 
 
 def build(name: str) -> tuple[SpeakerEncoder, str]:
+    """The configured encoder; an ECAPA without trained weights runs on random ones, labelled so."""
+    from hydra.errors import InstantiationException
+
+    cfg = load_encoder_config(name)
     try:
-        return build_encoder(load_encoder_config(name)), ""
-    except EncoderWeightsMissing:
-        cfg = load_encoder_config(name, ["allow_random=true"])
-        return build_encoder(cfg), " (random weights: no trained checkpoint)"
+        return build_encoder(cfg), ""
+    except (EncoderWeightsMissing, InstantiationException):  # Hydra wraps what the constructor raised
+        if "allow_random" not in cfg:
+            raise
+        return build_encoder(
+            load_encoder_config(name, ["allow_random=true"])
+        ), " (random weights: no trained checkpoint)"
 
 
 def ms_per_clip(encoder: SpeakerEncoder, clip: np.ndarray, threads: int, repeats: int = 5) -> float:

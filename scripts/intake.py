@@ -1,6 +1,6 @@
 """Command-line intake: validate, preprocess and embed one voice file, then print the report and hash.
 
-python -m scripts.intake path/to/voice.mp3 [hydra overrides, e.g. encoder.dim=512]
+python -m scripts.intake path/to/voice.mp3 [hydra overrides, e.g. encoder=seeded encoder.dim=512]
 """
 
 from __future__ import annotations

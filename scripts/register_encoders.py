@@ -1,7 +1,7 @@
 """Evaluate every encoder on the generated evaluation voices, log each to MLflow as a new registered version
 and point `champion` at the best real (pretrained or trained) version of each.
 
-    python -m scripts.register_encoders                       # ge2e ge2e_robust ecapa encodec seeded
+    python -m scripts.register_encoders       # fusion ge2e ge2e_robust ecapa_distilled ecapa encodec seeded
     python -m scripts.register_encoders ge2e --speakers 12 --utterances 4
 """
 
@@ -63,7 +63,11 @@ def register(names: list[str], speakers: int, utterances: int, overrides: list[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("encoders", nargs="*", default=["ge2e", "ge2e_robust", "ecapa", "encodec", "seeded"])
+    parser.add_argument(
+        "encoders",
+        nargs="*",
+        default=["fusion", "ge2e", "ge2e_robust", "ecapa_distilled", "ecapa", "encodec", "seeded"],
+    )
     parser.add_argument("--speakers", type=int, default=12)
     parser.add_argument("--utterances", type=int, default=4)
     parser.add_argument(

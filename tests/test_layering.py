@@ -43,3 +43,16 @@ def test_the_services_and_the_product_never_import_the_dev_tooling() -> None:
     ]
     assert offending == []
     assert "bentos/devkit/" in (REPO / "bentofile.yaml").read_text()  # and it stays out of the Bento
+
+
+def test_the_bento_carries_the_committed_encoder_weights() -> None:
+    """The default encoder (fusion) loads encoders/weights/*.pt: a Bento without them cannot start its encoder
+    service."""
+    import yaml
+
+    include = yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"]
+    weights = sorted((REPO / "encoders" / "weights").glob("*.pt"))
+    assert weights
+    for path in weights:
+        relative = path.relative_to(REPO)
+        assert any(relative.match(pattern) for pattern in include), f"{relative} is not in the Bento"

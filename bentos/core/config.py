@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def load_config(overrides: Sequence[str] | None = None) -> DictConfig:
-    """Compose configs/config.yaml with overrides (`db=postgres`, `data_dir=/tmp/x`, `encoder.dim=512`)."""
+    """Compose configs/config.yaml with overrides (`db=postgres`, `data_dir=/tmp/x`, `encoder=seeded encoder.dim=512`)."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides or []))
 

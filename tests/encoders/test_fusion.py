@@ -89,3 +89,38 @@ def test_registered_fusion_reloads_both_members_from_its_own_artifacts(
     assert not any(p.resolve().is_relative_to(committed) for p in loaded.weights_files), loaded.weights_files
     waves, _ = clips
     assert np.allclose(loaded.embed_arrays(waves[:1], RATE), fusion.embed_arrays(waves[:1], RATE), atol=1e-5)
+
+
+def test_a_fusion_with_a_random_member_reloads_it_as_random_not_as_local_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from encoders.ecapa import EcapaEncoder
+    from encoders.ge2e import GE2EEncoder
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # A loading machine that has trained ECAPA weights where `weights: null` looks for them.
+    committed = Path(__file__).resolve().parents[2] / "encoders" / "weights" / "ecapa-distilled.pt"
+    monkeypatch.setattr("encoders.ecapa.DEFAULT_TRAINED_WEIGHTS", committed)
+    settings = RegistrySettings(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "artifacts"), "test-fusion")
+    tiny = {"channels": [32, 32, 32, 32, 96], "lin_neurons": 64, "attention_channels": 16}
+    config = {
+        "_target_": "encoders.fusion.FusionEncoder",
+        "members": {
+            "ge2e": {"_target_": "encoders.ge2e.GE2EEncoder", "weights": None},
+            "ecapa": {
+                "_target_": "encoders.ecapa.EcapaEncoder",
+                "weights": None,
+                "allow_random": True,
+                **tiny,
+            },
+        },
+    }
+    fusion = FusionEncoder(
+        {"ge2e": GE2EEncoder(), "ecapa": EcapaEncoder(weights="random", allow_random=True, **tiny)}
+    )
+    assert not fusion.pretrained and list(fusion.member_weights()) == ["ge2e"]
+    registered = log_encoder(fusion, config, settings=settings)
+    loaded = load_encoder("fusion", alias=None, version=registered.version, settings=settings)
+    assert isinstance(loaded, FusionEncoder)
+    ge2e, ecapa = loaded.members
+    assert ge2e.pretrained and ecapa.weights_source == "random init"  # type: ignore[attr-defined]
