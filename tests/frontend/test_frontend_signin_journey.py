@@ -26,14 +26,20 @@ MS = 1000
 COOKIE = "vp_session"
 
 
+def _shown_once(page: Page, text: str) -> None:
+    """`text` in the sidebar exactly once, visible. While Streamlit reruns, the previous run's element can stay on
+    the page (stale) beside the new one for a moment: wait for the one, don't fail on the brief two."""
+    line = page.get_by_test_id("stSidebar").get_by_text(text)
+    expect(line).to_have_count(1, timeout=30 * MS)
+    expect(line).to_be_visible(timeout=30 * MS)
+
+
 def signed_in_as(page: Page, name: str) -> None:
-    expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {name}")).to_be_visible(
-        timeout=30 * MS
-    )
+    _shown_once(page, f"Signed in as {name}")
 
 
 def signed_out(page: Page) -> None:
-    expect(page.get_by_test_id("stSidebar").get_by_text("Not signed in")).to_be_visible(timeout=30 * MS)
+    _shown_once(page, "Not signed in")
 
 
 def session_cookie(context: BrowserContext, timeout: float = 30.0) -> str:
