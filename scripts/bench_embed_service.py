@@ -2,7 +2,7 @@
 (where the SpeakerEncoder service's adaptive batching forms batches), against the encoder called directly.
 
     .venv/bin/python -m scripts.bench_embed_service [--embed-requests 64] [--concurrency 16]
-                                                    [--encoder seeded|ge2e] [--skip-bentoml]
+                                                    [--encoder seeded|ge2e|fusion] [--skip-bentoml]
 
 In-process (uvicorn in a thread) the encoder runs in the platform's process; under `bentoml serve` it is the
 SpeakerEncoder service, reached as a BentoML dependency. Prints a table and writes

@@ -3,7 +3,7 @@ encoder worker) once ready and again after a small workload; and, unless skipped
 (this process) before and after the same workload.
 
     .venv/bin/python -m scripts.bench_memory [--personas 2] [--tts-calls 5] [--embed-requests 16]
-                                             [--encoder seeded|ge2e] [--skip-inprocess]
+                                             [--encoder seeded|ge2e|fusion] [--skip-inprocess]
 
 The workload: `--personas` personas to live, `--tts-calls` /tts calls, `--embed-requests` /embeddings. Prints a
 table and writes bench_results/memory.json (memory-<encoder>.json for a non-default encoder). USS is what

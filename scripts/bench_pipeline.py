@@ -1,7 +1,7 @@
 """Pipeline benchmark: upload→live latency (p50/p95) and the share of it spent in provider calls, against the
 same provider calls made straight to the StepFun emulator.
 
-    .venv/bin/python -m scripts.bench_pipeline [--personas 8] [--served-personas 4] [--encoder seeded|ge2e]
+    .venv/bin/python -m scripts.bench_pipeline [--personas 8] [--served-personas 4] [--encoder seeded|ge2e|fusion]
                                                [--skip-bentoml]
 
 The platform runs in-process first (uvicorn in a thread, as the tests run it): its pipeline's `on_step` hook
