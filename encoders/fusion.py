@@ -99,8 +99,6 @@ def _settings(member: SpeakerEncoder) -> dict[str, str | int | float | bool]:
 
 def _unit_rows(member: SpeakerEncoder, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
     """float32 [len(clips), member.dim]: the member's L2-normalized embeddings (batched where it can)."""
-    if isinstance(member, BatchedSpeakerEncoder):
-        rows = member.embed_arrays(clips, sample_rate)
-    else:
-        rows = np.stack([member.embed_vector(c, sample_rate) for c in clips])
-    return np.stack([l2_normalize(r) for r in np.asarray(rows, dtype=np.float32)])
+    if isinstance(member, BatchedSpeakerEncoder):  # `embed_arrays` already returns unit rows
+        return np.asarray(member.embed_arrays(clips, sample_rate), dtype=np.float32)
+    return np.stack([l2_normalize(member.embed_vector(c, sample_rate)) for c in clips])
